@@ -1,0 +1,1 @@
+"""tsunagu interpreter_console."""

@@ -1,0 +1,1 @@
+"""tsunagu kiosk_client."""

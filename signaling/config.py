@@ -1,0 +1,141 @@
+"""Settings read from the environment and command-line flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signaling.redis_keys import Keys
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def parse_ice_addresses(raw: str | None) -> list[str] | None:
+    """``TSUNAGU_ICE_ADDRESSES``: comma-separated addresses, or None for "every non-loopback"."""
+    if not raw:
+        return None
+    return [a.strip() for a in raw.split(",") if a.strip()]
+
+
+def parse_ice_servers(raw: str | None) -> list[dict[str, Any]]:
+    """``TSUNAGU_ICE_SERVERS``: a JSON list of ``{"urls": [...], ...}``; empty when unset."""
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"TSUNAGU_ICE_SERVERS is not JSON: {exc}") from exc
+    if not isinstance(value, list) or not all(
+        isinstance(s, dict) and "urls" in s for s in value
+    ):
+        raise ConfigError('TSUNAGU_ICE_SERVERS must be a list of {"urls": [...]} objects')
+    return value
+
+
+def load_secret(data_dir: Path | None, *, create: bool) -> bytes:
+    """The signing secret: ``TSUNAGU_SECRET``, else ``<data_dir>/secret`` (made once if ``create``)."""
+    env = os.environ.get("TSUNAGU_SECRET")
+    if env:
+        secret = env.encode()
+    elif data_dir is not None:
+        path = data_dir / "secret"
+        if not path.exists():
+            if not create:
+                raise ConfigError(f"no TSUNAGU_SECRET and no {path}; run `tsunagu up` first")
+            data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        secret = path.read_text().strip().encode()
+    else:
+        raise ConfigError("TSUNAGU_SECRET is not set")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(f"the signing secret must be at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a signaling node needs to know; defaults follow PROTOCOL.md."""
+
+    secret: bytes
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    keys: Keys = field(default_factory=Keys)
+    node_id: str = field(default_factory=lambda: "n_" + secrets.token_hex(4))
+    timezone: str = "Asia/Tokyo"
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_issuer: str = "tsunagu"
+    jwt_audience: str = "tsunagu"
+    staff_token_ttl_s: int = 12 * 3600
+    allowed_origins: tuple[str, ...] = ()  # empty: same origin only
+    heartbeat_s: float = 10.0
+    auth_timeout_s: float = 10.0
+    max_frame_bytes: int = 64 * 1024
+    rate_per_s: float = 20.0
+    rate_burst: int = 60
+    max_connections_per_user: int = 5
+    offer_timeout_s: float = 20.0
+    wrapup_s: float = 15.0
+    kiosk_grace_s: float = 20.0
+    call_grace_s: float = 30.0
+    interp_grace_s: float = 30.0
+    max_wait_s: float = 1800.0
+    no_interpreter_wait_s: float = 0.0
+    urgent_boost_s: float = 600.0
+    service_level_s: float = 30.0
+    stats_interval_s: float = 2.0
+    sweep_interval_s: float = 0.2
+    redis_timeout_s: float = 2.0
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    turn_secret: str | None = None
+    turn_ttl_s: int = 3600
+    languages_file: str | None = None
+
+    @classmethod
+    def from_env(cls, *, data_dir: Path | None = None, create_secret: bool = False,
+                 **overrides: Any) -> Settings:
+        """Build settings from ``TSUNAGU_*`` variables, then apply ``overrides``."""
+        env = os.environ
+        values: dict[str, Any] = {
+            "secret": load_secret(data_dir, create=create_secret),
+            "ice_servers": parse_ice_servers(env.get("TSUNAGU_ICE_SERVERS")),
+            "turn_secret": env.get("TSUNAGU_TURN_SECRET") or None,
+            "timezone": env.get("TSUNAGU_TIMEZONE", "Asia/Tokyo"),
+        }
+        if env.get("REDIS_URL"):
+            values["redis_url"] = env["REDIS_URL"]
+        if env.get("TSUNAGU_ALLOWED_ORIGINS"):
+            values["allowed_origins"] = tuple(
+                o.strip() for o in env["TSUNAGU_ALLOWED_ORIGINS"].split(",") if o.strip()
+            )
+        for name, conv in _NUMERIC_ENV.items():
+            raw = env.get("TSUNAGU_" + name.upper())
+            if raw:
+                values[name] = conv(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+_NUMERIC_ENV: dict[str, Any] = {
+    "offer_timeout_s": float,
+    "wrapup_s": float,
+    "kiosk_grace_s": float,
+    "call_grace_s": float,
+    "interp_grace_s": float,
+    "max_wait_s": float,
+    "no_interpreter_wait_s": float,
+    "urgent_boost_s": float,
+    "service_level_s": float,
+    "heartbeat_s": float,
+    "rate_per_s": float,
+    "rate_burst": int,
+    "stats_interval_s": float,
+    "staff_token_ttl_s": int,
+}

@@ -1,0 +1,43 @@
+"""Session-wide fixtures: a real redis-server on a free port, and settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from signaling.redis_server import RedisServer
+
+TEST_SECRET = b"test-secret-0123456789abcdef0123456789"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server for the whole test session (no persistence)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persist=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client on a flushed database: every test starts from nothing."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secret_env() -> Iterator[None]:
+    os.environ["TSUNAGU_SECRET"] = TEST_SECRET.decode()
+    os.environ["TSUNAGU_ICE_ADDRESSES"] = "127.0.0.1"
+    os.environ["TSUNAGU_ICE_SERVERS"] = "[]"
+    yield
+
+
+ARTIFACTS = Path(os.environ.get("TSUNAGU_TEST_ARTIFACTS", "test-artifacts"))
