@@ -71,6 +71,15 @@ class Keys:
         return f"{self.prefix}:done"
 
     @property
+    def cfg(self) -> str:
+        """HASH of routing timers the scripts read (offer_timeout_ms, wrapup_ms). No TTL."""
+        return f"{self.prefix}:cfg"
+
+    def node_clients(self, node_id: str) -> str:
+        """SET of client ids whose socket a node holds (to clean up after a dead node)."""
+        return f"{self.prefix}:nclients:{node_id}"
+
+    @property
     def events(self) -> str:
         """STREAM of every routing transition (MAXLEN ~ 1,000,000)."""
         return f"{self.prefix}:events"

@@ -1,0 +1,199 @@
+"""A Python client of the tsunagu wire protocol (kiosk client, answering bot, tests, bench).
+
+It keeps one WebSocket to ``/ws``, says ``hello``, matches replies to requests by
+``rid``, queues everything the server pushes, and, when the socket drops,
+reconnects with exponential backoff and jitter and resumes the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+Message = dict[str, Any]
+
+
+class ServerError(Exception):
+    """The server answered a request with ``error``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Disconnected(ConnectionError):
+    """The socket dropped before the reply arrived."""
+
+
+async def login(http_base: str, username: str, password: str) -> str:
+    """POST /api/login and return the staff token; raise ServerError on 401."""
+    async with aiohttp.ClientSession() as http, http.post(
+        http_base.rstrip("/") + "/api/login", json={"username": username, "password": password}
+    ) as resp:
+        body = await resp.json()
+        if resp.status != 200:
+            raise ServerError(body.get("code", "unauthorized"), body.get("message", ""))
+        return str(body["token"])
+
+
+class SignalingClient:
+    """One authenticated connection to a signaling server, resumed across drops."""
+
+    def __init__(self, ws_url: str, token: str, *, reconnect: bool = True,
+                 http: aiohttp.ClientSession | None = None) -> None:
+        self.ws_url = ws_url
+        self.token = token
+        self.reconnect = reconnect
+        self.welcome: Message = {}
+        self._http = http
+        self._own_http = http is None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._rids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._backlog: list[Message] = []
+        self._arrived = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    @property
+    def session_id(self) -> str | None:
+        return self.welcome.get("session")
+
+    async def connect(self) -> Message:
+        """Open the socket, authenticate and start reading; return ``welcome``."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        await self._open(resume=None)
+        self._reader = asyncio.create_task(self._read_forever(), name="signaling-client")
+        return self.welcome
+
+    async def _open(self, resume: str | None) -> None:
+        assert self._http is not None
+        ws = await self._http.ws_connect(self.ws_url, heartbeat=None, max_msg_size=1 << 20)
+        hello: Message = {"type": "hello", "token": self.token}
+        if resume:
+            hello["resume"] = resume
+        await ws.send_str(json.dumps(hello))
+        msg = await ws.receive(timeout=15)
+        data = json.loads(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else {}
+        if data.get("type") != "welcome":
+            await ws.close()
+            raise ServerError(data.get("code", "unauthorized"), data.get("message", "refused"))
+        self.welcome = data
+        self._ws = ws
+        self.connected.set()
+
+    async def _read_forever(self) -> None:
+        backoff = 0.2
+        while True:
+            ws = self._ws
+            assert ws is not None
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    await self._dispatch(json.loads(msg.data))
+            self.connected.clear()
+            self._fail_pending()
+            if self._closing or not self.reconnect or ws.close_code == 4401:
+                await self._push({"type": "_closed", "code": ws.close_code})
+                return
+            while not self._closing:
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 5.0)
+                try:
+                    await self._open(resume=self.session_id)
+                except (aiohttp.ClientError, OSError, TimeoutError, ServerError) as exc:
+                    log.debug("reconnect failed: %s", type(exc).__name__)
+                    continue
+                self.reconnects += 1
+                backoff = 0.2
+                await self._push({"type": "_reconnected", "session": self.session_id})
+                break
+            if self._closing:
+                return
+
+    async def _dispatch(self, data: Message) -> None:
+        rid = data.get("rid")
+        fut = self._pending.pop(rid, None) if isinstance(rid, str) else None
+        if fut is not None and not fut.done():
+            fut.set_result(data)
+            return
+        await self._push(data)
+
+    async def _push(self, data: Message) -> None:
+        async with self._arrived:
+            self._backlog.append(data)
+            self._arrived.notify_all()
+
+    def _fail_pending(self) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(Disconnected("socket closed before the reply"))
+        self._pending.clear()
+
+    async def send(self, type_: str, **fields: Any) -> None:
+        """Send a message without waiting for a reply."""
+        if self._ws is None or self._ws.closed:
+            raise Disconnected("not connected")
+        await self._ws.send_str(json.dumps({"type": type_, **fields}))
+
+    async def request(self, type_: str, *, timeout: float = 10.0, **fields: Any) -> Message:
+        """Send with a fresh ``rid`` and return the direct reply; raise ServerError on error."""
+        rid = f"r{next(self._rids)}"
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            await self.send(type_, rid=rid, **fields)
+            reply = await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(rid, None)
+        if reply.get("type") == "error":
+            raise ServerError(str(reply.get("code")), str(reply.get("message", "")))
+        return reply
+
+    async def next(self, *types: str, timeout: float = 10.0, **match: Any) -> Message:
+        """The next pushed message of one of ``types`` whose fields equal ``match``."""
+        def pick() -> Message | None:
+            for i, m in enumerate(self._backlog):
+                if (not types or m.get("type") in types) and all(
+                    m.get(k) == v for k, v in match.items()
+                ):
+                    return self._backlog.pop(i)
+            return None
+
+        async with asyncio.timeout(timeout), self._arrived:
+            while (found := pick()) is None:
+                await self._arrived.wait()
+            return found
+
+    def drain(self) -> list[Message]:
+        """Take every pushed message received so far."""
+        taken, self._backlog = self._backlog, []
+        return taken
+
+    async def drop(self) -> None:
+        """Close the socket abruptly as a network loss would (the client then resumes)."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def close(self) -> None:
+        """Close for good."""
+        self._closing = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._own_http and self._http is not None:
+            await self._http.close()

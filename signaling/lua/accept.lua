@@ -1,0 +1,32 @@
+-- accept: an interpreter takes the call it was offered (fenced by offer_id).
+-- ARGV[4..] = interp_id, call_id, offer_id
+local prev = done_before()
+if prev then return prev end
+local interp_id, call_id, offer_id = ARGV[4], ARGV[5], ARGV[6]
+local ckey = k('call', call_id)
+if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
+if hget(ckey, 'interpreter') ~= interp_id and hget(ckey, 'offer_id') ~= offer_id then
+  return finish({err = 'forbidden'})
+end
+if hget(ckey, 'state') ~= 'offered' or hget(ckey, 'offer_id') ~= offer_id then
+  return finish({err = 'conflict'})
+end
+del_deadline('offer', call_id, offer_id)
+local enq = tonumber(hget(ckey, 'enqueued_ms'))
+local first = hget(ckey, 'answered_ms') == nil
+redis.call('HSET', ckey, 'state', 'connecting', 'answered_ms', NOW, 'offer_id', '')
+if first then redis.call('HSET', ckey, 'first_answered_ms', NOW) end
+del_deadline('maxwait', call_id, '')
+del_deadline('nointerp', call_id, '')
+redis.call('HDEL', k('interp', interp_id), 'offer_id')
+set_interp_state(interp_id, 'in_call')
+event('answered', {call = call_id, interp = interp_id, wait_ms = NOW - enq,
+  lang = hget(ckey, 'language')})
+local ikey = k('interp', interp_id)
+local lang = hget(ckey, 'language')
+notify('k:' .. hget(ckey, 'kiosk'), {type = 'call.connected', call_id = call_id, role = 'kiosk',
+  peer = {name = hget(ikey, 'name') or interp_id, language = lang}})
+notify('i:' .. interp_id, {type = 'call.connected', call_id = call_id, role = 'interpreter',
+  peer = {name = hget(ckey, 'ward') .. ' ' .. hget(ckey, 'counter'), ward = hget(ckey, 'ward'),
+    counter = hget(ckey, 'counter'), language = lang}})
+return finish({ok = 'connected', call_id = call_id})

@@ -1,0 +1,19 @@
+-- decline: the offered interpreter passes; the call goes back to its place.
+-- ARGV[4..] = interp_id, call_id, offer_id
+local prev = done_before()
+if prev then return prev end
+local interp_id, call_id, offer_id = ARGV[4], ARGV[5], ARGV[6]
+local ckey = k('call', call_id)
+if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
+if hget(ckey, 'interpreter') ~= interp_id then return finish({err = 'forbidden'}) end
+if hget(ckey, 'state') ~= 'offered' or hget(ckey, 'offer_id') ~= offer_id then
+  return finish({err = 'conflict'})
+end
+del_deadline('offer', call_id, offer_id)
+local lang = requeue(call_id, interp_id, true)
+event('declined', {call = call_id, interp = interp_id, offer = offer_id})
+notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
+  reason = 'declined'})
+make_idle(interp_id)
+match(concat({lang}, interp_langs(interp_id)))
+return finish({ok = 'declined'})

@@ -1,0 +1,46 @@
+-- grace: a disconnected party did not come back in time.
+-- ARGV[4..] = kind ('kgrace' | 'cgrace' | 'igrace'), a, b  (the deadline member's parts)
+local kind, a, b = ARGV[4], ARGV[5], ARGV[6]
+del_deadline(kind, a, b)
+if kind == 'kgrace' then
+  local ckey = k('call', a)
+  local state = hget(ckey, 'state')
+  if state ~= 'queued' and state ~= 'offered' then return finish({ok = 'stale'}) end
+  local langs = {}
+  if state == 'offered' then
+    local interp_id, offer_id = hget(ckey, 'interpreter'), hget(ckey, 'offer_id')
+    del_deadline('offer', a, offer_id)
+    redis.call('HDEL', k('interp', interp_id), 'call_id', 'offer_id')
+    notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = a, offer_id = offer_id,
+      reason = 'cancelled'})
+    if hget(k('interp', interp_id), 'connected') == '1' then
+      make_idle(interp_id)
+      langs = interp_langs(interp_id)
+    end
+  end
+  end_call(a, 'abandoned', 'peer_lost', nil)
+  if #langs > 0 then match(langs) end
+  return finish({ok = 'abandoned'})
+elseif kind == 'cgrace' then
+  local ckey = k('call', a)
+  local state = hget(ckey, 'state')
+  if state ~= 'connecting' and state ~= 'connected' then return finish({ok = 'stale'}) end
+  local interp_id = hget(ckey, 'interpreter')
+  local _, msg = end_call(a, 'answered', 'peer_lost', nil)
+  notify('i:' .. interp_id, msg)
+  start_wrapup(interp_id)
+  return finish({ok = 'ended', relay = hget(ckey, 'relay')})
+else
+  local key = k('interp', a)
+  if hget(key, 'connected') == '1' then return finish({ok = 'stale'}) end
+  for _, lang in ipairs(interp_langs(a)) do
+    redis.call('SREM', k('in', lang), a)
+    redis.call('ZREM', k('idle', lang), a)
+  end
+  if hget(key, 'state') ~= 'in_call' then
+    del_deadline('wrapup', a, '')
+    redis.call('HDEL', key, 'after_call')
+    set_interp_state(a, 'offline')
+  end
+  return finish({ok = 'offline'})
+end

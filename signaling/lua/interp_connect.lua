@@ -1,0 +1,28 @@
+-- interp_connect: an interpreter's socket is authenticated (new session or resumed one).
+-- ARGV[4..] = interp_id, languages (comma list), name, resumed ('1' | '0')
+local id, langs, name, resumed = ARGV[4], ARGV[5], ARGV[6], ARGV[7] == '1'
+local key = k('interp', id)
+local old_langs = split(hget(key, 'languages'))
+for _, lang in ipairs(old_langs) do
+  redis.call('SREM', k('in', lang), id)
+  redis.call('ZREM', k('idle', lang), id)
+end
+if redis.call('EXISTS', key) == 0 then redis.call('HSET', key, 'idle_since_ms', NOW) end
+redis.call('HSET', key, 'languages', langs, 'name', name, 'connected', '1')
+redis.call('SADD', k('interps'), id)
+for _, lang in ipairs(split(langs)) do redis.call('SADD', k('in', lang), id) end
+del_deadline('igrace', id, '')
+local state = hget(key, 'state') or 'offline'
+local call_id = hget(key, 'call_id')
+if call_id then del_deadline('cgrace', call_id, 'interpreter') end
+if state == 'offline' then
+  set_interp_state(id, 'away')
+elseif state == 'available' then
+  if resumed then make_idle(id); match(split(langs)) else unidle(id); set_interp_state(id, 'away') end
+elseif state == 'in_call' and not resumed then
+  redis.call('HSET', key, 'after_call', 'away')
+end
+-- A waiting call whose language had nobody may be waiting on a fail-fast deadline: fine, the
+-- sweeper re-checks who is logged in when it fires.
+return cjson.encode({state = hget(key, 'state'), since_ms = tonumber(hget(key, 'since_ms')),
+  call_id = call_id, offer_id = hget(key, 'offer_id')})

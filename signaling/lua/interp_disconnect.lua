@@ -1,0 +1,21 @@
+-- interp_disconnect: an interpreter's socket is gone. Nothing more is offered; a ringing
+-- offer is withdrawn (the call keeps its place); grace timers start.
+-- ARGV[4..] = interp_id, grace_ms, call_grace_ms
+local id, grace, call_grace = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local key = k('interp', id)
+if redis.call('EXISTS', key) == 0 then return cjson.encode({ok = 'unknown'}) end
+redis.call('HSET', key, 'connected', '0')
+unidle(id)
+local state = hget(key, 'state')
+if state == 'offered' then
+  local call_id, offer_id = hget(key, 'call_id'), hget(key, 'offer_id')
+  del_deadline('offer', call_id, offer_id)
+  local lang = requeue(call_id, id, false)
+  event('withdrawn', {call = call_id, interp = id, offer = offer_id})
+  set_interp_state(id, 'away')
+  match({lang})
+elseif state == 'in_call' then
+  add_deadline('cgrace', hget(key, 'call_id'), 'interpreter', NOW + call_grace)
+end
+add_deadline('igrace', id, '', NOW + grace)
+return cjson.encode({ok = hget(key, 'state')})

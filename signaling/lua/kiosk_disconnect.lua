@@ -1,0 +1,12 @@
+-- kiosk_disconnect: a kiosk's socket is gone; its call waits for it for a grace period.
+-- ARGV[4..] = kiosk_id, grace_ms, call_grace_ms
+local kiosk, grace, call_grace = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local call_id = redis.call('GET', k('kcall', kiosk))
+if not call_id then return cjson.encode({ok = 'idle'}) end
+local state = hget(k('call', call_id), 'state')
+if state == 'queued' or state == 'offered' then
+  add_deadline('kgrace', call_id, '', NOW + grace)
+elseif state == 'connecting' or state == 'connected' then
+  add_deadline('cgrace', call_id, 'kiosk', NOW + call_grace)
+end
+return cjson.encode({ok = state})

@@ -1,0 +1,16 @@
+-- max_wait: a waiting call reached the maximum wait ('maxwait'), or its language still has
+-- nobody logged in after the fail-fast wait ('nointerp').
+-- ARGV[4..] = kind, call_id
+local kind, call_id = ARGV[4], ARGV[5]
+del_deadline(kind, call_id, '')
+local ckey = k('call', call_id)
+if hget(ckey, 'state') ~= 'queued' then return finish({ok = 'stale'}) end
+if kind == 'nointerp' then
+  if redis.call('SCARD', k('in', hget(ckey, 'language'))) > 0 then
+    return finish({ok = 'stale'})
+  end
+  end_call(call_id, 'failed', 'no_interpreter', nil)
+else
+  end_call(call_id, 'failed', 'timeout', nil)
+end
+return finish({ok = 'failed'})

@@ -1,0 +1,16 @@
+-- offer_timeout: nobody answered the ring in time; call back to its place, interpreter away.
+-- ARGV[4..] = call_id, offer_id
+local call_id, offer_id = ARGV[4], ARGV[5]
+del_deadline('offer', call_id, offer_id)
+local ckey = k('call', call_id)
+if hget(ckey, 'state') ~= 'offered' or hget(ckey, 'offer_id') ~= offer_id then
+  return finish({ok = 'stale'})
+end
+local interp_id = hget(ckey, 'interpreter')
+local lang = requeue(call_id, interp_id, true)
+event('offer_timeout', {call = call_id, interp = interp_id, offer = offer_id})
+notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
+  reason = 'timeout'})
+set_interp_state(interp_id, 'away')
+match({lang})
+return finish({ok = 'timeout', interp = interp_id})

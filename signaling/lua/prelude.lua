@@ -1,0 +1,186 @@
+-- Shared by every routing script (concatenated in front of each at load time).
+-- ARGV[1] = key prefix (hash tag), ARGV[2] = now in ms, ARGV[3] = operation id ('' = none).
+-- Every key is built from the prefix by k(); all live in one Cluster slot.
+local P = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local OP = ARGV[3]
+local function k(...) return P .. ':' .. table.concat({...}, ':') end
+
+local function done_before()
+  if OP == '' then return nil end
+  return redis.call('GET', k('done', OP))
+end
+
+local function finish(result)
+  local s = cjson.encode(result)
+  if OP ~= '' then redis.call('SET', k('done', OP), s, 'EX', 3600) end
+  return s
+end
+
+local function hget(key, field)
+  local v = redis.call('HGET', key, field)
+  if v == false then return nil end
+  return v
+end
+
+local function split(s)
+  local out = {}
+  if not s or s == '' then return out end
+  for part in string.gmatch(s, '[^,]+') do out[#out + 1] = part end
+  return out
+end
+
+-- Put a message into the inbox of the node that holds the client's socket.
+local function notify(client, msg)
+  local node = redis.call('GET', k('cnode', client))
+  if node then
+    redis.call('XADD', k('inbox', node), 'MAXLEN', '~', 10000, '*', 'to', client,
+      'msg', cjson.encode(msg))
+  end
+end
+
+local function event(ev, fields)
+  local args = {'ev', ev, 'at', tostring(NOW)}
+  for name, value in pairs(fields) do
+    args[#args + 1] = name
+    args[#args + 1] = tostring(value)
+  end
+  redis.call('XADD', k('events'), 'MAXLEN', '~', 1000000, '*', unpack(args))
+end
+
+local function set_interp_state(id, state)
+  local key = k('interp', id)
+  local old = hget(key, 'state') or 'offline'
+  if old ~= state then
+    redis.call('HSET', key, 'state', state, 'since_ms', NOW)
+    event('presence', {interp = id, from = old, to = state})
+    notify('i:' .. id, {type = 'presence', status = (state == 'away' or state == 'offline')
+      and 'away' or 'available', state = state, since_ms = NOW})
+  end
+end
+
+-- Interpreter is available and connected: list it in the idle set of each language.
+local function make_idle(id)
+  local key = k('interp', id)
+  set_interp_state(id, 'available')
+  local idle = tonumber(hget(key, 'idle_since_ms') or NOW)
+  for _, lang in ipairs(split(hget(key, 'languages'))) do
+    redis.call('ZADD', k('idle', lang), idle, id)
+  end
+end
+
+local function unidle(id)
+  for _, lang in ipairs(split(hget(k('interp', id), 'languages'))) do
+    redis.call('ZREM', k('idle', lang), id)
+  end
+end
+
+local function add_deadline(kind, a, b, due)
+  redis.call('ZADD', k('deadlines'), due, kind .. '|' .. a .. '|' .. b)
+end
+
+local function del_deadline(kind, a, b)
+  redis.call('ZREM', k('deadlines'), kind .. '|' .. a .. '|' .. b)
+end
+
+local function offer(call_id, interp_id, lang)
+  local ckey = k('call', call_id)
+  local offer_id = 'o_' .. redis.sha1hex(call_id .. interp_id .. NOW .. OP):sub(1, 16)
+  local timeout_ms = tonumber(hget(k('cfg'), 'offer_timeout_ms') or 20000)
+  redis.call('ZREM', k('q', lang), call_id)
+  redis.call('HSET', ckey, 'state', 'offered', 'interpreter', interp_id, 'offer_id', offer_id,
+    'offered_ms', NOW)
+  redis.call('HSET', k('interp', interp_id), 'call_id', call_id, 'offer_id', offer_id)
+  unidle(interp_id)
+  set_interp_state(interp_id, 'offered')
+  add_deadline('offer', call_id, offer_id, NOW + timeout_ms)
+  event('offered', {call = call_id, interp = interp_id, offer = offer_id})
+  local enq = tonumber(hget(ckey, 'enqueued_ms'))
+  notify('i:' .. interp_id, {type = 'call.offer', call_id = call_id, offer_id = offer_id,
+    language = lang, ward = hget(ckey, 'ward'), counter = hget(ckey, 'counter'),
+    procedure = hget(ckey, 'procedure'), priority = hget(ckey, 'priority'),
+    waited_s = (NOW - enq) / 1000, expires_in_s = timeout_ms / 1000})
+end
+
+-- Offer waiting calls to free interpreters: calls in order of effective wait across the
+-- given languages; each goes to the longest-idle free interpreter who has not passed on it.
+local function match(langs)
+  local seen, heads = {}, {}
+  for _, lang in ipairs(langs) do
+    if not seen[lang] then
+      seen[lang] = true
+      local q = redis.call('ZRANGE', k('q', lang), 0, 49, 'WITHSCORES')
+      for i = 1, #q, 2 do heads[#heads + 1] = {q[i], tonumber(q[i + 1]), lang} end
+    end
+  end
+  table.sort(heads, function(a, b) return a[2] < b[2] end)
+  for _, head in ipairs(heads) do
+    local call_id, lang = head[1], head[3]
+    local free = redis.call('ZRANGE', k('idle', lang), 0, 49)
+    for _, interp_id in ipairs(free) do
+      if redis.call('SISMEMBER', k('passed', call_id), interp_id) == 0 then
+        offer(call_id, interp_id, lang)
+        break
+      end
+    end
+  end
+end
+
+-- The call goes back to its original place and the interpreter is remembered as passed.
+local function requeue(call_id, interp_id, passed)
+  local ckey = k('call', call_id)
+  local lang = hget(ckey, 'language')
+  redis.call('HSET', ckey, 'state', 'queued', 'interpreter', '', 'offer_id', '')
+  redis.call('ZADD', k('q', lang), tonumber(hget(ckey, 'score')), call_id)
+  if passed then redis.call('SADD', k('passed', call_id), interp_id) end
+  redis.call('HDEL', k('interp', interp_id), 'call_id', 'offer_id')
+  return lang
+end
+
+local function interp_langs(id) return split(hget(k('interp', id), 'languages')) end
+
+local function concat(a, b)
+  local out = {}
+  for _, v in ipairs(a) do out[#out + 1] = v end
+  for _, v in ipairs(b) do out[#out + 1] = v end
+  return out
+end
+
+-- End a call for good. outcome: answered | abandoned | failed.
+local function end_call(call_id, outcome, reason, by)
+  local ckey = k('call', call_id)
+  local state = hget(ckey, 'state')
+  local lang = hget(ckey, 'language')
+  local kiosk = hget(ckey, 'kiosk')
+  redis.call('ZREM', k('q', lang), call_id)
+  local answered = hget(ckey, 'answered_ms')
+  local duration = nil
+  if answered and answered ~= '' then duration = (NOW - tonumber(answered)) / 1000 end
+  local final = (outcome == 'answered') and 'ended' or outcome
+  redis.call('HSET', ckey, 'state', final, 'ended_ms', NOW, 'reason', reason, 'outcome', outcome)
+  redis.call('SREM', k('calls', 'live'), call_id)
+  redis.call('EXPIRE', ckey, 86400)
+  redis.call('DEL', k('passed', call_id))
+  if redis.call('GET', k('kcall', kiosk)) == call_id then redis.call('DEL', k('kcall', kiosk)) end
+  del_deadline('maxwait', call_id, '')
+  del_deadline('nointerp', call_id, '')
+  del_deadline('cgrace', call_id, 'kiosk')
+  del_deadline('cgrace', call_id, 'interpreter')
+  del_deadline('kgrace', call_id, '')
+  local msg = {type = 'call.ended', call_id = call_id, reason = reason, by = by,
+    duration_s = duration}
+  notify('k:' .. kiosk, msg)
+  event('ended', {call = call_id, outcome = outcome, reason = reason, by = by or '',
+    lang = lang})
+  return state, msg
+end
+
+-- The interpreter's call is over: wrap-up, then available (or away if asked meanwhile).
+local function start_wrapup(interp_id)
+  local key = k('interp', interp_id)
+  local wrap_ms = tonumber(hget(k('cfg'), 'wrapup_ms') or 15000)
+  redis.call('HDEL', key, 'call_id', 'offer_id')
+  redis.call('HSET', key, 'idle_since_ms', NOW)
+  set_interp_state(interp_id, 'wrapup')
+  add_deadline('wrapup', interp_id, '', NOW + wrap_ms)
+end

@@ -1,0 +1,28 @@
+-- transfer: the interpreter sends the resident back to the queue for another language,
+-- keeping the original place (score). Refused when nobody for that language is logged in.
+-- ARGV[4..] = interp_id, call_id, language
+local prev = done_before()
+if prev then return prev end
+local interp_id, call_id, lang = ARGV[4], ARGV[5], ARGV[6]
+local ckey = k('call', call_id)
+if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
+if hget(ckey, 'interpreter') ~= interp_id then return finish({err = 'forbidden'}) end
+local state = hget(ckey, 'state')
+if state ~= 'connecting' and state ~= 'connected' then return finish({err = 'conflict'}) end
+if redis.call('SCARD', k('in', lang)) == 0 then
+  return finish({err = 'conflict', reason = 'no_interpreter'})
+end
+local from = hget(ckey, 'language')
+redis.call('HSET', ckey, 'state', 'queued', 'language', lang, 'interpreter', '')
+redis.call('HDEL', ckey, 'answered_ms', 'relay', 'media_kiosk', 'media_interpreter')
+redis.call('SADD', k('passed', call_id), interp_id)
+redis.call('ZADD', k('q', lang), tonumber(hget(ckey, 'score')), call_id)
+event('transferred', {call = call_id, interp = interp_id, from = from, to = lang})
+local msg = {type = 'call.ended', call_id = call_id, reason = 'transferred', by = 'interpreter'}
+notify('i:' .. interp_id, msg)
+notify('k:' .. hget(ckey, 'kiosk'), {type = 'call.queued', call_id = call_id, language = lang,
+  position = redis.call('ZRANK', k('q', lang), call_id) + 1, transferred = true})
+start_wrapup(interp_id)
+local relay = hget(ckey, 'relay')
+match({lang})
+return finish({ok = 'transferred', relay = relay})

@@ -1,0 +1,14 @@
+-- wrapup_end: the wrap-up time is over; the interpreter is available again (or away).
+-- ARGV[4..] = interp_id
+local id = ARGV[4]
+del_deadline('wrapup', id, '')
+local key = k('interp', id)
+if hget(key, 'state') ~= 'wrapup' then return finish({ok = 'stale'}) end
+if hget(key, 'after_call') == 'away' or hget(key, 'connected') ~= '1' then
+  redis.call('HDEL', key, 'after_call')
+  set_interp_state(id, 'away')
+  return finish({ok = 'away'})
+end
+make_idle(id)
+match(interp_langs(id))
+return finish({ok = 'available'})

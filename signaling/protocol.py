@@ -1,0 +1,226 @@
+"""The wire protocol: client messages parsed into frozen dataclasses, server messages dumped.
+
+Pure: no I/O, no event loop. ``parse_message`` raises one ``ProtocolError``
+carrying the error code the server answers with (PROTOCOL.md section 9).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import MISSING, dataclass, fields
+from enum import StrEnum
+from typing import Any, ClassVar
+
+MAX_CHAT = 2000
+MAX_SDP = 60_000
+MAX_RID = 64
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """A message the server refuses; ``code`` goes on the wire."""
+
+    def __init__(self, code: ErrorCode, message: str, rid: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.rid = rid
+
+
+class Priority(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class PresenceStatus(StrEnum):
+    AVAILABLE = "available"
+    AWAY = "away"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Base of every client message; ``rid`` is echoed on the direct reply."""
+
+    TYPE: ClassVar[str] = ""
+    rid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    TYPE: ClassVar[str] = "hello"
+    token: str
+    resume: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest(Message):
+    TYPE: ClassVar[str] = "call.request"
+    language: str
+    priority: Priority = Priority.NORMAL
+    procedure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallCancel(Message):
+    TYPE: ClassVar[str] = "call.cancel"
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceSet(Message):
+    TYPE: ClassVar[str] = "presence.set"
+    status: PresenceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class CallAccept(Message):
+    TYPE: ClassVar[str] = "call.accept"
+    call_id: str
+    offer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallDecline(Message):
+    TYPE: ClassVar[str] = "call.decline"
+    call_id: str
+    offer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransfer(Message):
+    TYPE: ClassVar[str] = "call.transfer"
+    call_id: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallHangup(Message):
+    TYPE: ClassVar[str] = "call.hangup"
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOffer(Message):
+    TYPE: ClassVar[str] = "media.offer"
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSend(Message):
+    TYPE: ClassVar[str] = "chat.send"
+    call_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSubscribe(Message):
+    TYPE: ClassVar[str] = "stats.subscribe"
+
+
+@dataclass(frozen=True, slots=True)
+class StatsUnsubscribe(Message):
+    TYPE: ClassVar[str] = "stats.unsubscribe"
+
+
+MESSAGES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (Hello, CallRequest, CallCancel, PresenceSet, CallAccept, CallDecline,
+                CallTransfer, CallHangup, MediaOffer, ChatSend, StatsSubscribe, StatsUnsubscribe)
+}
+
+# Which roles may send which message (hello is handled before a role exists).
+ALLOWED: dict[str, frozenset[str]] = {
+    "call.request": frozenset({"kiosk"}),
+    "call.cancel": frozenset({"kiosk"}),
+    "presence.set": frozenset({"interpreter"}),
+    "call.accept": frozenset({"interpreter"}),
+    "call.decline": frozenset({"interpreter"}),
+    "call.transfer": frozenset({"interpreter"}),
+    "call.hangup": frozenset({"kiosk", "interpreter"}),
+    "media.offer": frozenset({"kiosk", "interpreter"}),
+    "chat.send": frozenset({"kiosk", "interpreter"}),
+    "stats.subscribe": frozenset({"supervisor", "admin"}),
+    "stats.unsubscribe": frozenset({"supervisor", "admin"}),
+}
+
+_LIMITS = {"text": MAX_CHAT, "sdp": MAX_SDP, "procedure": 200, "language": 32, "call_id": 64,
+           "offer_id": 64, "token": 8192, "resume": 128}
+
+
+def parse_message(raw: str | bytes) -> Message:
+    """Parse one text frame into its message; raise ProtocolError(bad_request)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "not JSON") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "a message is a JSON object")
+    rid = data.get("rid")
+    if rid is not None and (not isinstance(rid, str) or len(rid) > MAX_RID):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "rid must be a short string")
+    type_ = data.get("type")
+    cls = MESSAGES.get(type_) if isinstance(type_, str) else None
+    if cls is None:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown type {type_!r:.40}", rid)
+    kwargs: dict[str, Any] = {"rid": rid}
+    for f in fields(cls):
+        if f.name == "rid":
+            continue
+        kwargs[f.name] = _field(data, f.name, str(f.type), f.default is not MISSING, rid)
+    return cls(**{k: v for k, v in kwargs.items() if v is not _ABSENT})
+
+
+class _Absent:
+    pass
+
+
+_ABSENT: Any = _Absent()
+
+
+def _field(data: dict[str, Any], name: str, type_: str, has_default: bool, rid: str | None) -> Any:
+    value = data.get(name)
+    if value is None:
+        if has_default:
+            return _ABSENT
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"missing field {name}", rid)
+    enum: type[StrEnum] | None = {"Priority": Priority, "PresenceStatus": PresenceStatus}.get(
+        type_.split(" ")[0])
+    if not isinstance(value, str):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} must be a string", rid)
+    if enum is not None:
+        try:
+            return enum(value)
+        except ValueError:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"bad value for {name}", rid) from None
+    limit = _LIMITS.get(name, 256)
+    if len(value) > limit or (name not in ("text", "sdp") and not value and not has_default):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} is empty or too long", rid)
+    return value
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+def dump_message(type_: str, /, **fields_: Any) -> str:
+    """Serialise one server message (``None`` fields are left out)."""
+    return json.dumps({"type": type_, **{k: v for k, v in fields_.items() if v is not None}},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def error_message(code: ErrorCode, message: str, rid: str | None = None) -> str:
+    """The ``error`` frame."""
+    return dump_message("error", code=code.value, message=message, rid=rid)

@@ -1,0 +1,168 @@
+"""Routing transitions: each one Lua script run atomically by Redis.
+
+Each script gets the key prefix, the time and an operation id; a script that
+was already run for an operation id returns its first answer again and changes
+nothing, so a retry after a timeout is safe. Scripts are sent *without*
+redis-py's automatic retry (the client is built with ``retry=None`` by
+``signaling.store``); on doubt the caller re-sends with the same operation id.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from signaling.config import Settings
+from signaling.protocol import now_ms
+
+SCRIPTS = (
+    "enqueue", "accept", "decline", "offer_timeout", "cancel", "hangup", "transfer",
+    "presence", "interp_connect", "interp_disconnect", "kiosk_connect", "kiosk_disconnect",
+    "grace", "wrapup_end", "max_wait", "media_state",
+)
+
+
+def load_script_source(name: str) -> str:
+    """The prelude followed by the named transition."""
+    lua = resources.files("signaling") / "lua"
+    return (lua / "prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def new_op_id() -> str:
+    """A fresh operation id (fencing a transition against a second run)."""
+    return secrets.token_hex(8)
+
+
+def new_call_id() -> str:
+    """128-bit random call id."""
+    return "c_" + secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a transition answered: ``ok`` on success, ``err`` (a protocol error code) if not."""
+
+    data: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return "err" not in self.data
+
+    @property
+    def err(self) -> str | None:
+        return self.data.get("err")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+
+class Router:
+    """Runs the routing scripts against one Redis (or Cluster slot)."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.prefix = settings.keys.prefix
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(load_script_source(name)) for name in SCRIPTS
+        }
+
+    async def configure(self) -> None:
+        """Write the timers the scripts read (every node of a deployment writes the same)."""
+        s = self.settings
+        await self.redis.hset(s.keys.cfg, mapping={
+            "offer_timeout_ms": int(s.offer_timeout_s * 1000),
+            "wrapup_ms": int(s.wrapup_s * 1000),
+        })
+
+    async def run(self, name: str, *args: Any, op: str = "", now: int | None = None) -> Outcome:
+        """Run one transition; ``op`` makes it idempotent, ``now`` overrides the clock (tests)."""
+        argv = [self.prefix, now if now is not None else now_ms(), op, *args]
+        raw = await self._scripts[name](keys=[self.settings.keys.cfg], args=argv)
+        return Outcome(json.loads(raw) if raw else {})
+
+    # -- kiosk side ----------------------------------------------------------
+    async def enqueue(self, *, kiosk: str, ward: str, counter: str, language: str,
+                      priority: str, procedure: str | None, call_id: str, op: str,
+                      now: int | None = None) -> Outcome:
+        s = self.settings
+        boost = int(s.urgent_boost_s * 1000) if priority == "urgent" else 0
+        return await self.run(
+            "enqueue", kiosk, ward, counter, language, priority, boost, procedure or "", call_id,
+            int(s.max_wait_s * 1000), int(s.no_interpreter_wait_s * 1000), op=op, now=now)
+
+    async def cancel(self, kiosk: str, call_id: str, *, op: str, reason: str = "cancelled",
+                     now: int | None = None) -> Outcome:
+        return await self.run("cancel", kiosk, call_id, reason, op=op, now=now)
+
+    # -- interpreter side ----------------------------------------------------
+    async def accept(self, interp: str, call_id: str, offer_id: str, *, op: str,
+                     now: int | None = None) -> Outcome:
+        return await self.run("accept", interp, call_id, offer_id, op=op, now=now)
+
+    async def decline(self, interp: str, call_id: str, offer_id: str, *, op: str,
+                      now: int | None = None) -> Outcome:
+        return await self.run("decline", interp, call_id, offer_id, op=op, now=now)
+
+    async def presence(self, interp: str, status: str, *, op: str,
+                       now: int | None = None) -> Outcome:
+        return await self.run("presence", interp, status, op=op, now=now)
+
+    async def transfer(self, interp: str, call_id: str, language: str, *, op: str,
+                       now: int | None = None) -> Outcome:
+        return await self.run("transfer", interp, call_id, language, op=op, now=now)
+
+    async def hangup(self, role: str, who: str, call_id: str, *, op: str,
+                     reason: str = "hangup", now: int | None = None) -> Outcome:
+        return await self.run("hangup", role, who, call_id, reason, op=op, now=now)
+
+    # -- connections ---------------------------------------------------------
+    async def interp_connect(self, interp: str, languages: list[str], name: str, *,
+                             resumed: bool, now: int | None = None) -> Outcome:
+        return await self.run("interp_connect", interp, ",".join(languages), name,
+                              "1" if resumed else "0", now=now)
+
+    async def interp_disconnect(self, interp: str, *, now: int | None = None) -> Outcome:
+        s = self.settings
+        return await self.run("interp_disconnect", interp, int(s.interp_grace_s * 1000),
+                              int(s.call_grace_s * 1000), now=now)
+
+    async def kiosk_connect(self, kiosk: str, *, now: int | None = None) -> Outcome:
+        return await self.run("kiosk_connect", kiosk, now=now)
+
+    async def kiosk_disconnect(self, kiosk: str, *, now: int | None = None) -> Outcome:
+        s = self.settings
+        return await self.run("kiosk_disconnect", kiosk, int(s.kiosk_grace_s * 1000),
+                              int(s.call_grace_s * 1000), now=now)
+
+    async def media_state(self, call_id: str, party: str, *, now: int | None = None) -> Outcome:
+        return await self.run("media_state", call_id, party, now=now)
+
+    # -- deadlines -----------------------------------------------------------
+    async def fire_deadline(self, member: str, *, now: int | None = None) -> Outcome:
+        """Run the transition a due deadline member ("kind|a|b") stands for."""
+        kind, a, b = member.split("|", 2)
+        op = "dl:" + member
+        if kind == "offer":
+            return await self.run("offer_timeout", a, b, op=op, now=now)
+        if kind in ("kgrace", "cgrace", "igrace"):
+            return await self.run("grace", kind, a, b, now=now)  # idempotent by state
+        if kind == "wrapup":
+            return await self.run("wrapup_end", a, now=now)
+        if kind in ("maxwait", "nointerp"):
+            return await self.run("max_wait", kind, a, op=op, now=now)
+        await self.redis.zrem(self.settings.keys.deadlines, member)
+        return Outcome({"err": "unknown deadline"})
+
+    async def due_deadlines(self, now: int | None = None, limit: int = 200) -> list[str]:
+        """Deadline members due at ``now``."""
+        when = now if now is not None else now_ms()
+        members = await self.redis.zrangebyscore(self.settings.keys.deadlines, "-inf", when,
+                                                 start=0, num=limit)
+        return [m if isinstance(m, str) else m.decode() for m in members]

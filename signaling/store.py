@@ -1,0 +1,37 @@
+"""Redis connections for a signaling node, and the one place Redis errors become protocol ones.
+
+State-changing scripts must not be retried blindly (FIELD-NOTES: redis-py
+retries up to 10 times and a timed-out script may already have run), so the
+routing client has no automatic retry and a bounded socket timeout.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from signaling.protocol import ErrorCode, ProtocolError
+
+
+def connect(url: str, *, timeout_s: float = 2.0, blocking: bool = False) -> aioredis.Redis:
+    """A client with no automatic retry; ``blocking`` clients (XREAD BLOCK) get no read timeout."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=None if blocking else timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0 if blocking else 30,
+        max_connections=256,
+    )
+
+
+def unavailable(exc: BaseException, rid: str | None = None) -> ProtocolError:
+    """The protocol error a client gets when Redis is down or timed out."""
+    return ProtocolError(ErrorCode.UNAVAILABLE, "the service is temporarily unavailable", rid)
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, ConnectionError, TimeoutError, OSError)
