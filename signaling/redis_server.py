@@ -42,15 +42,30 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process bound to 127.0.0.1, optionally with AOF under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True) -> None:
-        self.data_dir = data_dir
-        self.port = port or free_port()
+    def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = True,
+                 unix_socket: bool = False) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = 0 if unix_socket else (port or free_port())
         self.persist = persist
+        self.socket_path = self.data_dir / "redis.sock" if unix_socket else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        if self.socket_path is not None:
+            return f"unix://{self.socket_path}?db=0"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def _answers(self) -> bool:
+        family = socket.AF_UNIX if self.socket_path else socket.AF_INET
+        address: str | tuple[str, int] = (str(self.socket_path) if self.socket_path
+                                          else ("127.0.0.1", self.port))
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(0.2)
+            s.connect(address)
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+        return False
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the server and wait until it answers PING."""
@@ -60,6 +75,8 @@ class RedisServer:
             "--dir", str(self.data_dir), "--save", "", "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
+        if self.socket_path is not None:
+            args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         args += ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist else [
             "--appendonly", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,14 +84,9 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RedisServerError(f"redis-server exited; see {self.data_dir / 'redis.log'}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
-            ) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    log.info("redis-server up on 127.0.0.1:%s (data in %s)", self.port,
-                             self.data_dir)
-                    return
+            if self._answers():
+                log.info("redis-server up (data in %s)", self.data_dir)
+                return
             time.sleep(0.05)
         self.stop()
         raise RedisServerError("redis-server did not answer within %.0f s" % timeout_s)

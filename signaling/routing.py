@@ -61,6 +61,12 @@ class Outcome:
     def get(self, name: str, default: Any = None) -> Any:
         return self.data.get(name, default)
 
+    @property
+    def self_messages(self) -> list[dict[str, Any]]:
+        """Messages for the requesting client, to send after the direct reply."""
+        found = self.data.get("self")
+        return found if isinstance(found, list) else []
+
 
 class Router:
     """Runs the routing scripts against one Redis (or Cluster slot)."""
@@ -81,68 +87,66 @@ class Router:
             "wrapup_ms": int(s.wrapup_s * 1000),
         })
 
-    async def run(self, name: str, *args: Any, op: str = "", now: int | None = None) -> Outcome:
-        """Run one transition; ``op`` makes it idempotent, ``now`` overrides the clock (tests)."""
-        argv = [self.prefix, now if now is not None else now_ms(), op, *args]
+    async def run(self, name: str, *args: Any, op: str = "", now: int | None = None,
+                  requester: str = "") -> Outcome:
+        """Run one transition; ``op`` makes it idempotent, ``now`` overrides the clock (tests),
+        messages for ``requester`` come back in ``Outcome.self_messages``."""
+        argv = [self.prefix, now if now is not None else now_ms(), op, requester, *args]
         raw = await self._scripts[name](keys=[self.settings.keys.cfg], args=argv)
         return Outcome(json.loads(raw) if raw else {})
 
     # -- kiosk side ----------------------------------------------------------
     async def enqueue(self, *, kiosk: str, ward: str, counter: str, language: str,
-                      priority: str, procedure: str | None, call_id: str, op: str,
-                      now: int | None = None) -> Outcome:
+                      priority: str, procedure: str | None, call_id: str,
+                      **kw: Any) -> Outcome:
         s = self.settings
         boost = int(s.urgent_boost_s * 1000) if priority == "urgent" else 0
         return await self.run(
             "enqueue", kiosk, ward, counter, language, priority, boost, procedure or "", call_id,
-            int(s.max_wait_s * 1000), int(s.no_interpreter_wait_s * 1000), op=op, now=now)
+            int(s.max_wait_s * 1000), int(s.no_interpreter_wait_s * 1000), **kw)
 
-    async def cancel(self, kiosk: str, call_id: str, *, op: str, reason: str = "cancelled",
-                     now: int | None = None) -> Outcome:
-        return await self.run("cancel", kiosk, call_id, reason, op=op, now=now)
+    async def cancel(self, kiosk: str, call_id: str, *, reason: str = "cancelled",
+                     **kw: Any) -> Outcome:
+        return await self.run("cancel", kiosk, call_id, reason, **kw)
 
     # -- interpreter side ----------------------------------------------------
-    async def accept(self, interp: str, call_id: str, offer_id: str, *, op: str,
-                     now: int | None = None) -> Outcome:
-        return await self.run("accept", interp, call_id, offer_id, op=op, now=now)
+    async def accept(self, interp: str, call_id: str, offer_id: str, **kw: Any) -> Outcome:
+        return await self.run("accept", interp, call_id, offer_id, **kw)
 
-    async def decline(self, interp: str, call_id: str, offer_id: str, *, op: str,
-                      now: int | None = None) -> Outcome:
-        return await self.run("decline", interp, call_id, offer_id, op=op, now=now)
+    async def decline(self, interp: str, call_id: str, offer_id: str, **kw: Any) -> Outcome:
+        return await self.run("decline", interp, call_id, offer_id, **kw)
 
-    async def presence(self, interp: str, status: str, *, op: str,
-                       now: int | None = None) -> Outcome:
-        return await self.run("presence", interp, status, op=op, now=now)
+    async def presence(self, interp: str, status: str, **kw: Any) -> Outcome:
+        return await self.run("presence", interp, status, **kw)
 
-    async def transfer(self, interp: str, call_id: str, language: str, *, op: str,
-                       now: int | None = None) -> Outcome:
-        return await self.run("transfer", interp, call_id, language, op=op, now=now)
+    async def transfer(self, interp: str, call_id: str, language: str, **kw: Any) -> Outcome:
+        return await self.run("transfer", interp, call_id, language, **kw)
 
-    async def hangup(self, role: str, who: str, call_id: str, *, op: str,
-                     reason: str = "hangup", now: int | None = None) -> Outcome:
-        return await self.run("hangup", role, who, call_id, reason, op=op, now=now)
+    async def hangup(self, role: str, who: str, call_id: str, *, reason: str = "hangup",
+                     **kw: Any) -> Outcome:
+        return await self.run("hangup", role, who, call_id, reason, **kw)
 
     # -- connections ---------------------------------------------------------
-    async def interp_connect(self, interp: str, languages: list[str], name: str, *,
-                             resumed: bool, now: int | None = None) -> Outcome:
+    async def interp_connect(self, interp: str, languages: list[str] | tuple[str, ...],
+                             name: str, *, resumed: bool, **kw: Any) -> Outcome:
         return await self.run("interp_connect", interp, ",".join(languages), name,
-                              "1" if resumed else "0", now=now)
+                              "1" if resumed else "0", **kw)
 
-    async def interp_disconnect(self, interp: str, *, now: int | None = None) -> Outcome:
+    async def interp_disconnect(self, interp: str, **kw: Any) -> Outcome:
         s = self.settings
         return await self.run("interp_disconnect", interp, int(s.interp_grace_s * 1000),
-                              int(s.call_grace_s * 1000), now=now)
+                              int(s.call_grace_s * 1000), **kw)
 
-    async def kiosk_connect(self, kiosk: str, *, now: int | None = None) -> Outcome:
-        return await self.run("kiosk_connect", kiosk, now=now)
+    async def kiosk_connect(self, kiosk: str, **kw: Any) -> Outcome:
+        return await self.run("kiosk_connect", kiosk, **kw)
 
-    async def kiosk_disconnect(self, kiosk: str, *, now: int | None = None) -> Outcome:
+    async def kiosk_disconnect(self, kiosk: str, **kw: Any) -> Outcome:
         s = self.settings
         return await self.run("kiosk_disconnect", kiosk, int(s.kiosk_grace_s * 1000),
-                              int(s.call_grace_s * 1000), now=now)
+                              int(s.call_grace_s * 1000), **kw)
 
-    async def media_state(self, call_id: str, party: str, *, now: int | None = None) -> Outcome:
-        return await self.run("media_state", call_id, party, now=now)
+    async def media_state(self, call_id: str, party: str, **kw: Any) -> Outcome:
+        return await self.run("media_state", call_id, party, **kw)
 
     # -- deadlines -----------------------------------------------------------
     async def fire_deadline(self, member: str, *, now: int | None = None) -> Outcome:

@@ -1,8 +1,8 @@
 -- accept: an interpreter takes the call it was offered (fenced by offer_id).
--- ARGV[4..] = interp_id, call_id, offer_id
+-- ARGV[5..] = interp_id, call_id, offer_id
 local prev = done_before()
 if prev then return prev end
-local interp_id, call_id, offer_id = ARGV[4], ARGV[5], ARGV[6]
+local interp_id, call_id, offer_id = ARGV[5], ARGV[6], ARGV[7]
 local ckey = k('call', call_id)
 if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
 if hget(ckey, 'interpreter') ~= interp_id and hget(ckey, 'offer_id') ~= offer_id then

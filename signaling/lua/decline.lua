@@ -1,8 +1,8 @@
 -- decline: the offered interpreter passes; the call goes back to its place.
--- ARGV[4..] = interp_id, call_id, offer_id
+-- ARGV[5..] = interp_id, call_id, offer_id
 local prev = done_before()
 if prev then return prev end
-local interp_id, call_id, offer_id = ARGV[4], ARGV[5], ARGV[6]
+local interp_id, call_id, offer_id = ARGV[5], ARGV[6], ARGV[7]
 local ckey = k('call', call_id)
 if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
 if hget(ckey, 'interpreter') ~= interp_id then return finish({err = 'forbidden'}) end

@@ -1,6 +1,6 @@
 -- grace: a disconnected party did not come back in time.
--- ARGV[4..] = kind ('kgrace' | 'cgrace' | 'igrace'), a, b  (the deadline member's parts)
-local kind, a, b = ARGV[4], ARGV[5], ARGV[6]
+-- ARGV[5..] = kind ('kgrace' | 'cgrace' | 'igrace'), a, b  (the deadline member's parts)
+local kind, a, b = ARGV[5], ARGV[6], ARGV[7]
 del_deadline(kind, a, b)
 if kind == 'kgrace' then
   local ckey = k('call', a)

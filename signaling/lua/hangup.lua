@@ -1,8 +1,8 @@
 -- hangup: either party ends a connected call (a kiosk's hangup while waiting is a cancel).
--- ARGV[4..] = role ('kiosk' | 'interpreter' | 'system'), party id, call_id, reason
+-- ARGV[5..] = role ('kiosk' | 'interpreter' | 'system'), party id, call_id, reason
 local prev = done_before()
 if prev then return prev end
-local role, who, call_id, reason = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local role, who, call_id, reason = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local ckey = k('call', call_id)
 if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
 local kiosk, interp_id = hget(ckey, 'kiosk'), hget(ckey, 'interpreter')

@@ -1,6 +1,6 @@
 -- interp_connect: an interpreter's socket is authenticated (new session or resumed one).
--- ARGV[4..] = interp_id, languages (comma list), name, resumed ('1' | '0')
-local id, langs, name, resumed = ARGV[4], ARGV[5], ARGV[6], ARGV[7] == '1'
+-- ARGV[5..] = interp_id, languages (comma list), name, resumed ('1' | '0')
+local id, langs, name, resumed = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == '1'
 local key = k('interp', id)
 local old_langs = split(hget(key, 'languages'))
 for _, lang in ipairs(old_langs) do

@@ -1,7 +1,7 @@
 -- interp_disconnect: an interpreter's socket is gone. Nothing more is offered; a ringing
 -- offer is withdrawn (the call keeps its place); grace timers start.
--- ARGV[4..] = interp_id, grace_ms, call_grace_ms
-local id, grace, call_grace = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+-- ARGV[5..] = interp_id, grace_ms, call_grace_ms
+local id, grace, call_grace = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local key = k('interp', id)
 if redis.call('EXISTS', key) == 0 then return cjson.encode({ok = 'unknown'}) end
 redis.call('HSET', key, 'connected', '0')

@@ -1,6 +1,6 @@
 -- kiosk_connect: a kiosk's socket is authenticated; stop its grace timers, report its call.
--- ARGV[4..] = kiosk_id
-local kiosk = ARGV[4]
+-- ARGV[5..] = kiosk_id
+local kiosk = ARGV[5]
 local call_id = redis.call('GET', k('kcall', kiosk))
 if not call_id then return cjson.encode({}) end
 del_deadline('kgrace', call_id, '')

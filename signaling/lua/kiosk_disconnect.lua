@@ -1,6 +1,6 @@
 -- kiosk_disconnect: a kiosk's socket is gone; its call waits for it for a grace period.
--- ARGV[4..] = kiosk_id, grace_ms, call_grace_ms
-local kiosk, grace, call_grace = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+-- ARGV[5..] = kiosk_id, grace_ms, call_grace_ms
+local kiosk, grace, call_grace = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local call_id = redis.call('GET', k('kcall', kiosk))
 if not call_id then return cjson.encode({ok = 'idle'}) end
 local state = hget(k('call', call_id), 'state')

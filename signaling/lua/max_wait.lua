@@ -1,7 +1,7 @@
 -- max_wait: a waiting call reached the maximum wait ('maxwait'), or its language still has
 -- nobody logged in after the fail-fast wait ('nointerp').
--- ARGV[4..] = kind, call_id
-local kind, call_id = ARGV[4], ARGV[5]
+-- ARGV[5..] = kind, call_id
+local kind, call_id = ARGV[5], ARGV[6]
 del_deadline(kind, call_id, '')
 local ckey = k('call', call_id)
 if hget(ckey, 'state') ~= 'queued' then return finish({ok = 'stale'}) end

@@ -1,6 +1,6 @@
 -- media_state: the relay reports a party's media leg connected; the call is 'connected'
 -- once both legs are. ARGV[4..] = call_id, party
-local call_id, party = ARGV[4], ARGV[5]
+local call_id, party = ARGV[5], ARGV[6]
 local ckey = k('call', call_id)
 local state = hget(ckey, 'state')
 if state ~= 'connecting' and state ~= 'connected' then return finish({ok = 'stale'}) end

@@ -1,9 +1,13 @@
 -- Shared by every routing script (concatenated in front of each at load time).
--- ARGV[1] = key prefix (hash tag), ARGV[2] = now in ms, ARGV[3] = operation id ('' = none).
+-- ARGV[1] = key prefix (hash tag), ARGV[2] = now in ms, ARGV[3] = operation id ('' = none),
+-- ARGV[4] = the requesting client ('' = none): messages for it are returned in the result's
+-- 'self' list (so the node sends them after its direct reply) instead of its node's inbox.
 -- Every key is built from the prefix by k(); all live in one Cluster slot.
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local OP = ARGV[3]
+local QUIET = ARGV[4]
+local SELF = {}
 local function k(...) return P .. ':' .. table.concat({...}, ':') end
 
 local function done_before()
@@ -12,6 +16,7 @@ local function done_before()
 end
 
 local function finish(result)
+  if #SELF > 0 then result.self = SELF end
   local s = cjson.encode(result)
   if OP ~= '' then redis.call('SET', k('done', OP), s, 'EX', 3600) end
   return s
@@ -32,6 +37,10 @@ end
 
 -- Put a message into the inbox of the node that holds the client's socket.
 local function notify(client, msg)
+  if client == QUIET then
+    SELF[#SELF + 1] = msg
+    return
+  end
   local node = redis.call('GET', k('cnode', client))
   if node then
     redis.call('XADD', k('inbox', node), 'MAXLEN', '~', 10000, '*', 'to', client,
@@ -98,7 +107,7 @@ local function offer(call_id, interp_id, lang)
   local enq = tonumber(hget(ckey, 'enqueued_ms'))
   notify('i:' .. interp_id, {type = 'call.offer', call_id = call_id, offer_id = offer_id,
     language = lang, ward = hget(ckey, 'ward'), counter = hget(ckey, 'counter'),
-    procedure = hget(ckey, 'procedure'), priority = hget(ckey, 'priority'),
+    procedure = (hget(ckey, 'procedure') ~= '') and hget(ckey, 'procedure') or nil, priority = hget(ckey, 'priority'),
     waited_s = (NOW - enq) / 1000, expires_in_s = timeout_ms / 1000})
 end
 

@@ -1,8 +1,8 @@
 -- presence: an interpreter asks to be available or away.
--- ARGV[4..] = interp_id, status ('available' | 'away')
+-- ARGV[5..] = interp_id, status ('available' | 'away')
 local prev = done_before()
 if prev then return prev end
-local id, status = ARGV[4], ARGV[5]
+local id, status = ARGV[5], ARGV[6]
 local key = k('interp', id)
 if redis.call('EXISTS', key) == 0 then return finish({err = 'not_found'}) end
 local state = hget(key, 'state') or 'offline'

@@ -1,9 +1,9 @@
 -- transfer: the interpreter sends the resident back to the queue for another language,
 -- keeping the original place (score). Refused when nobody for that language is logged in.
--- ARGV[4..] = interp_id, call_id, language
+-- ARGV[5..] = interp_id, call_id, language
 local prev = done_before()
 if prev then return prev end
-local interp_id, call_id, lang = ARGV[4], ARGV[5], ARGV[6]
+local interp_id, call_id, lang = ARGV[5], ARGV[6], ARGV[7]
 local ckey = k('call', call_id)
 if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
 if hget(ckey, 'interpreter') ~= interp_id then return finish({err = 'forbidden'}) end

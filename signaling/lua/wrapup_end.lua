@@ -1,6 +1,6 @@
 -- wrapup_end: the wrap-up time is over; the interpreter is available again (or away).
--- ARGV[4..] = interp_id
-local id = ARGV[4]
+-- ARGV[5..] = interp_id
+local id = ARGV[5]
 del_deadline('wrapup', id, '')
 local key = k('interp', id)
 if hget(key, 'state') ~= 'wrapup' then return finish({ok = 'stale'}) end

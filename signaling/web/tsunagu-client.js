@@ -98,6 +98,11 @@ export class TsunaguClient extends EventTarget {
     this._setStatus("idle");
   }
 
+  /** The token this client signs in with (for same-origin HTTP calls such as the CSV report). */
+  currentToken() {
+    return this._token();
+  }
+
   forgetSession() {
     try { sessionStorage.removeItem(this._sessionKey); } catch { /* storage disabled */ }
   }

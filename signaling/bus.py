@@ -1,0 +1,152 @@
+"""Delivery of messages to clients wherever their socket is.
+
+Each client id (``k:…``, ``i:…``, ``s:…``) is registered to the node holding
+its socket (``cnode:<client>``). Routing scripts and nodes append messages for
+a client to that node's inbox stream; each node reads its own inbox and writes
+to the local socket. After Redis comes back from a restart, the node
+re-asserts the clients it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from signaling.protocol import now_ms
+from signaling.redis_keys import Keys
+from signaling.store import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+
+# Release a client only if this node still holds it (a newer socket elsewhere may).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 1
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 0
+"""
+
+
+class Endpoint(Protocol):
+    """A local client socket."""
+
+    async def push(self, msg: dict[str, Any]) -> None: ...
+
+    async def replaced(self) -> None: ...
+
+
+class Bus:
+    """This node's side of the client registry and inboxes."""
+
+    def __init__(self, redis: aioredis.Redis, blocking: aioredis.Redis, keys: Keys,
+                 node_id: str) -> None:
+        self.redis = redis
+        self.blocking = blocking
+        self.keys = keys
+        self.node_id = node_id
+        self.local: dict[str, Endpoint] = {}
+        self._release = redis.register_script(_RELEASE)
+        self.delivered = 0
+
+    async def attach(self, client_id: str, endpoint: Endpoint) -> None:
+        """Register a client's new socket here; an older socket of the client is closed."""
+        old_local = self.local.get(client_id)
+        self.local[client_id] = endpoint
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self.keys.client_node(client_id), self.node_id, get=True)
+        pipe.sadd(self.keys.node_clients(self.node_id), client_id)
+        old_node, _ = await pipe.execute()
+        if old_local is not None and old_local is not endpoint:
+            await old_local.replaced()
+        elif old_node and old_node != self.node_id:
+            await self._to_inbox(old_node, client_id, {"type": "_replaced"})
+
+    async def detach(self, client_id: str, endpoint: Endpoint) -> bool:
+        """Forget a closed socket; True if it was still the client's current one."""
+        if self.local.get(client_id) is not endpoint:
+            return False
+        del self.local[client_id]
+        owned = await self._release(
+            keys=[self.keys.client_node(client_id), self.keys.node_clients(self.node_id)],
+            args=[self.node_id, client_id])
+        return bool(owned)
+
+    async def deliver(self, client_id: str, msg: dict[str, Any]) -> None:
+        """Send to a client on this node or, through its inbox, on another one."""
+        local = self.local.get(client_id)
+        if local is not None:
+            await local.push(msg)
+            return
+        node = await self.redis.get(self.keys.client_node(client_id))
+        if node:
+            await self._to_inbox(node, client_id, msg)
+
+    async def _to_inbox(self, node: str, client_id: str, msg: dict[str, Any]) -> None:
+        await self.redis.xadd(self.keys.node_inbox(node),
+                              {"to": client_id, "msg": json.dumps(msg, ensure_ascii=False)},
+                              maxlen=10_000, approximate=True)
+
+    async def run(self) -> None:
+        """Read this node's inbox forever, delivering to local sockets."""
+        inbox = self.keys.node_inbox(self.node_id)
+        last = "$"
+        while True:
+            try:
+                await self.heartbeat()
+                batches = await self.blocking.xread({inbox: last}, block=2000, count=500)
+            except REDIS_ERRORS as exc:
+                log.warning("node %s: inbox read failed (%s); retrying", self.node_id,
+                            type(exc).__name__)
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self.reassert()
+                continue
+            for _stream, entries in batches:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    try:
+                        await self._deliver_local(fields.get("to", ""), fields.get("msg", "{}"))
+                    except REDIS_ERRORS:
+                        raise
+                    except Exception:
+                        log.exception("node %s: could not deliver to %s", self.node_id,
+                                      fields.get("to"))
+
+    async def _deliver_local(self, client_id: str, raw: str) -> None:
+        endpoint = self.local.get(client_id)
+        if endpoint is None:
+            return
+        msg = json.loads(raw)
+        if msg.get("type") == "_replaced":
+            await endpoint.replaced()
+            return
+        self.delivered += 1
+        await endpoint.push(msg)
+
+    async def heartbeat(self) -> None:
+        """Tell the other nodes this one is alive."""
+        await self.redis.zadd(self.keys.nodes, {self.node_id: now_ms()})
+
+    async def reassert(self) -> None:
+        """After a Redis restart: register again every client this node holds."""
+        if not self.local:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for client_id in self.local:
+            pipe.set(self.keys.client_node(client_id), self.node_id)
+            pipe.sadd(self.keys.node_clients(self.node_id), client_id)
+        await pipe.execute()
+        log.info("node %s: re-asserted %d clients", self.node_id, len(self.local))
+
+    async def leave(self) -> None:
+        """Clean shutdown: forget this node's registrations (clients will reconnect elsewhere)."""
+        await self.redis.zrem(self.keys.nodes, self.node_id)
+        await self.redis.delete(self.keys.node_inbox(self.node_id))

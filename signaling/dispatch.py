@@ -1,0 +1,294 @@
+"""What the server does with each client message (PROTOCOL.md sections 4-8).
+
+Handlers turn a parsed message into one routing transition, map its outcome
+to the reply, and then send the messages the transition produced for the
+requester. Errors leave as ``ProtocolError`` and change nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from signaling.protocol import (
+    CallAccept,
+    CallCancel,
+    CallDecline,
+    CallHangup,
+    CallRequest,
+    CallTransfer,
+    ChatSend,
+    ErrorCode,
+    MediaOffer,
+    Message,
+    PresenceSet,
+    ProtocolError,
+    StatsSubscribe,
+    StatsUnsubscribe,
+    now_ms,
+)
+from signaling.routing import Outcome, new_call_id, new_op_id
+
+if TYPE_CHECKING:
+    from signaling.session import Connection
+
+_ERRORS = {"conflict": ErrorCode.CONFLICT, "forbidden": ErrorCode.FORBIDDEN,
+           "not_found": ErrorCode.NOT_FOUND}
+_MESSAGES = {
+    ErrorCode.CONFLICT: "that is not possible in the call's current state",
+    ErrorCode.FORBIDDEN: "this call is not yours",
+    ErrorCode.NOT_FOUND: "no such call",
+}
+
+
+def _check(out: Outcome, rid: str | None, conflict: str | None = None) -> Outcome:
+    if out.ok:
+        return out
+    code = _ERRORS.get(str(out.err), ErrorCode.INTERNAL)
+    message = conflict if conflict and code is ErrorCode.CONFLICT else _MESSAGES.get(
+        code, "internal error")
+    raise ProtocolError(code, message, rid)
+
+
+async def _run(conn: Connection, name: str, coro: Any) -> Outcome:
+    started = time.perf_counter()
+    out: Outcome = await coro
+    conn.node.metrics.observe(name, (time.perf_counter() - started) * 1000)
+    return out
+
+
+async def _then_self(conn: Connection, out: Outcome) -> None:
+    for msg in out.self_messages:
+        await conn.push(msg)
+
+
+async def handle(conn: Connection, message: Message) -> None:
+    """Dispatch one message from an authenticated client."""
+    match message:
+        case CallRequest():
+            await _call_request(conn, message)
+        case CallCancel():
+            await _call_cancel(conn, message)
+        case PresenceSet():
+            await _presence(conn, message)
+        case CallAccept() | CallDecline():
+            await _answer(conn, message)
+        case CallTransfer():
+            await _transfer(conn, message)
+        case CallHangup():
+            await _hangup(conn, message)
+        case MediaOffer():
+            await _media_offer(conn, message)
+        case ChatSend():
+            await _chat(conn, message)
+        case StatsSubscribe():
+            conn.node.stats.subscribers[id(conn)] = lambda snap: _push_stats(conn, snap)
+            conn.send("stats", rid=message.rid, **await conn.node.stats.snapshot())
+        case StatsUnsubscribe():
+            conn.node.stats.subscribers.pop(id(conn), None)
+            conn.send("ack", rid=message.rid)
+        case _:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "unsupported message", message.rid)
+
+
+async def _push_stats(conn: Connection, snap: dict[str, Any]) -> None:
+    conn.send("stats", **snap)
+
+
+async def _call_request(conn: Connection, m: CallRequest) -> None:
+    p = conn.principal
+    assert p is not None
+    if m.language not in conn.node.languages:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "unknown language", m.rid)
+    call_id = new_call_id()
+    out = await _run(conn, "enqueue", conn.node.router.enqueue(
+        kiosk=p.id, ward=p.ward, counter=p.counter, language=m.language,
+        priority=m.priority.value, procedure=m.procedure, call_id=call_id, op=new_op_id(),
+        requester=p.client_id))
+    _check(out, m.rid, "this counter already has a call")
+    conn.waiting = (call_id, m.language)
+    conn.tell_position(int(out.get("position", 1)), int(out.get("staffed", 0)),
+                       int(out.get("available", 0)), force=True, rid=m.rid)
+    await _then_self(conn, out)
+
+
+async def _call_cancel(conn: Connection, m: CallCancel) -> None:
+    p = conn.principal
+    assert p is not None
+    out = await _run(conn, "cancel", conn.node.router.cancel(
+        p.id, m.call_id, op=new_op_id(), requester=p.client_id))
+    _check(out, m.rid, "the call is already answered; hang up instead")
+    conn.send("ack", rid=m.rid)
+    await _then_self(conn, out)
+
+
+async def _presence(conn: Connection, m: PresenceSet) -> None:
+    p = conn.principal
+    assert p is not None
+    out = await _run(conn, "presence", conn.node.router.presence(
+        p.id, m.status.value, op=new_op_id(), requester=p.client_id))
+    _check(out, m.rid)
+    state = str(out.get("ok"))
+    conn.send("presence", rid=m.rid, status=m.status.value, state=state,
+              since_ms=out.get("since_ms"))
+    for msg in out.self_messages:
+        if msg.get("type") != "presence":  # the reply above already says it
+            await conn.push(msg)
+
+
+async def _answer(conn: Connection, m: CallAccept | CallDecline) -> None:
+    p = conn.principal
+    assert p is not None
+    router = conn.node.router
+    if isinstance(m, CallAccept):
+        out = await _run(conn, "accept", router.accept(
+            p.id, m.call_id, m.offer_id, op=new_op_id(), requester=p.client_id))
+        _check(out, m.rid, "this offer is no longer valid")
+    else:
+        out = await _run(conn, "decline", router.decline(
+            p.id, m.call_id, m.offer_id, op=new_op_id(), requester=p.client_id))
+        _check(out, m.rid, "this offer is no longer valid")
+    conn.send("ack", rid=m.rid)
+    await _then_self(conn, out)
+
+
+async def _transfer(conn: Connection, m: CallTransfer) -> None:
+    p = conn.principal
+    assert p is not None
+    if m.language not in conn.node.languages:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "unknown language", m.rid)
+    out = await _run(conn, "transfer", conn.node.router.transfer(
+        p.id, m.call_id, m.language, op=new_op_id(), requester=p.client_id))
+    _check(out, m.rid, "nobody for that language is signed in, or the call is not connected")
+    conn.send("ack", rid=m.rid)
+    await _then_self(conn, out)
+    await conn.node.relays.close_call(m.call_id, out.get("relay"))
+
+
+async def _hangup(conn: Connection, m: CallHangup) -> None:
+    p = conn.principal
+    assert p is not None
+    out = await _run(conn, "hangup", conn.node.router.hangup(
+        p.role, p.id, m.call_id, op=new_op_id(), requester=p.client_id))
+    if out.err == "conflict" and p.role == "kiosk" and out.get("state") in ("queued", "offered"):
+        out = await _run(conn, "cancel", conn.node.router.cancel(
+            p.id, m.call_id, op=new_op_id(), requester=p.client_id))
+    _check(out, m.rid, "the call has already ended")
+    conn.send("ack", rid=m.rid)
+    await _then_self(conn, out)
+    await conn.node.relays.close_call(m.call_id, out.get("relay"))
+
+
+async def _party_call(conn: Connection, call_id: str, rid: str | None) -> dict[str, str]:
+    """The call's hash, if the sender is one of its two parties and it is answered."""
+    p = conn.principal
+    assert p is not None
+    call = await conn.node.redis.hgetall(conn.node.settings.keys.call(call_id))
+    if not call:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "no such call", rid)
+    field = "kiosk" if p.role == "kiosk" else "interpreter"
+    if call.get(field) != p.id:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "this call is not yours", rid)
+    if call.get("state") not in ("connecting", "connected"):
+        raise ProtocolError(ErrorCode.CONFLICT, "the call is not connected", rid)
+    return call
+
+
+async def _media_offer(conn: Connection, m: MediaOffer) -> None:
+    p = conn.principal
+    assert p is not None
+    call = await _party_call(conn, m.call_id, m.rid)
+    lang = conn.node.languages.get(call.get("language", ""))
+    answer = await conn.node.relays.offer(m.call_id, p.role, m.sdp,
+                                          lang.modality if lang else "spoken", m.rid)
+    conn.send("media.answer", rid=m.rid, call_id=m.call_id, sdp=answer)
+
+
+async def _chat(conn: Connection, m: ChatSend) -> None:
+    p = conn.principal
+    assert p is not None
+    call = await _party_call(conn, m.call_id, m.rid)
+    msg = {"type": "chat", "call_id": m.call_id, "from": {"role": p.role, "name": p.name},
+           "text": m.text, "at_ms": now_ms()}
+    conn.send("ack", rid=m.rid)
+    other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
+    await conn.push(dict(msg))
+    await conn.node.bus.deliver(other, msg)
+
+
+# -- connection lifecycle ----------------------------------------------------
+
+async def on_connect(conn: Connection, resumed: bool) -> None:
+    """Greet the client and resend the state it must see again."""
+    p = conn.principal
+    assert p is not None
+    node = conn.node
+    user: dict[str, Any] = {"id": p.id, "name": p.name}
+    if p.role == "kiosk":
+        user.update(ward=p.ward, counter=p.counter)
+    elif p.role == "interpreter":
+        user["languages"] = list(p.languages)
+    conn.send("welcome", session=conn.session_id, role=p.role, user=user, resumed=resumed,
+              languages=[lang.to_wire() for lang in node.catalogue],
+              ice_servers=[s for s in node.settings.ice_servers
+                           if not str(s.get("urls", "")).count("turn")],
+              heartbeat_s=node.settings.heartbeat_s, server_time_ms=now_ms())
+    if p.role == "kiosk":
+        await _resume_kiosk(conn)
+    elif p.role == "interpreter":
+        await _resume_interpreter(conn, resumed)
+
+
+async def _resume_kiosk(conn: Connection) -> None:
+    p = conn.principal
+    assert p is not None
+    out = await conn.node.router.kiosk_connect(p.id)
+    state = out.get("state")
+    if state in ("queued", "offered"):
+        conn.waiting = (out.get("call_id"), out.get("language"))
+        await conn.refresh_position(force=True)
+    elif state in ("connecting", "connected"):
+        await conn.push({"type": "call.connected", "call_id": out.get("call_id"),
+                         "role": "kiosk", "resumed": True,
+                         "peer": {"name": out.get("interp_name") or out.get("interpreter"),
+                                  "language": out.get("language")}})
+
+
+async def _resume_interpreter(conn: Connection, resumed: bool) -> None:
+    p = conn.principal
+    assert p is not None
+    node = conn.node
+    # The presence sent below says what the transition's own presence messages would.
+    out = await node.router.interp_connect(p.id, p.languages, p.name, resumed=resumed,
+                                           requester=p.client_id)
+    state = str(out.get("state"))
+    conn.send("presence", status="available" if state not in ("away", "offline") else "away",
+              state=state, since_ms=out.get("since_ms"))
+    call_id = out.get("call_id")
+    if not call_id or state not in ("offered", "in_call"):
+        return
+    call = await node.redis.hgetall(node.settings.keys.call(call_id))
+    if state == "offered" and out.get("offer_id"):
+        timeout_ms = node.settings.offer_timeout_s * 1000
+        left = max(0.0, (int(call.get("offered_ms", 0)) + timeout_ms - now_ms()) / 1000)
+        conn.send("call.offer", call_id=call_id, offer_id=out.get("offer_id"),
+                  language=call.get("language"), ward=call.get("ward"),
+                  counter=call.get("counter"), procedure=call.get("procedure") or None,
+                  waited_s=(now_ms() - int(call.get("enqueued_ms", 0))) / 1000,
+                  expires_in_s=round(left, 1))
+    elif state == "in_call":
+        await conn.push({"type": "call.connected", "call_id": call_id, "role": "interpreter",
+                         "resumed": True,
+                         "peer": {"name": f"{call.get('ward', '')} {call.get('counter', '')}",
+                                  "ward": call.get("ward"), "counter": call.get("counter"),
+                                  "language": call.get("language")}})
+
+
+async def on_disconnect(conn: Connection) -> None:
+    """The client's current socket closed: start its grace periods."""
+    p = conn.principal
+    assert p is not None
+    if p.role == "kiosk":
+        await conn.node.router.kiosk_disconnect(p.id)
+    elif p.role == "interpreter":
+        await conn.node.router.interp_disconnect(p.id)

@@ -1,0 +1,162 @@
+"""The signaling side of media: choosing a relay, passing offers to it, hearing from it.
+
+Relays register themselves in Redis (``relay:<id>`` and the ``relays`` set,
+see relay/registry). A call's relay is kept in its hash; the first offer of a
+call picks the least-loaded live relay with room (admission: a relay at
+capacity answers 503 and the next one is tried). TURN credentials follow
+coturn's REST scheme (``username = expiry:call``, ``credential =
+base64(HMAC-SHA1(secret, username))``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from signaling import tokens
+from signaling.config import Settings
+from signaling.protocol import ErrorCode, ProtocolError, now_ms
+from signaling.store import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+RELAY_DEAD_MS = 10_000
+
+
+def ice_servers_for(settings: Settings, call_id: str) -> list[dict[str, Any]]:
+    """The configured STUN/TURN servers, TURN ones with per-call REST credentials."""
+    out: list[dict[str, Any]] = []
+    expiry = int(time.time()) + settings.turn_ttl_s
+    for server in settings.ice_servers:
+        entry = dict(server)
+        urls = entry["urls"] if isinstance(entry["urls"], list) else [entry["urls"]]
+        is_turn = any(str(u).startswith(("turn:", "turns:")) for u in urls)
+        if is_turn and settings.turn_secret and "credential" not in entry:
+            username = f"{expiry}:{call_id}"
+            digest = hmac.new(settings.turn_secret.encode(), username.encode(), hashlib.sha1)
+            entry["username"] = username
+            entry["credential"] = base64.b64encode(digest.digest()).decode()
+        out.append(entry)
+    return out
+
+
+class RelayUnavailable(Exception):
+    """No relay could take the leg."""
+
+
+class RelayPool:
+    """Picks relays and forwards media offers to them."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = settings.keys
+        self.http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+
+    async def live_relays(self) -> list[dict[str, str]]:
+        """Live relays, least loaded first (by share of capacity used, then CPU)."""
+        ids = await self.redis.zrangebyscore(self.keys.relays, now_ms() - RELAY_DEAD_MS, "+inf")
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hgetall(self.keys.relay(rid))
+        rows = [dict(r, id=rid) for rid, r in zip(ids, await pipe.execute(), strict=True) if r]
+
+        def load(r: dict[str, str]) -> tuple[float, float]:
+            cap = max(1, int(r.get("capacity", "1")))
+            return int(r.get("calls", "0")) / cap, float(r.get("cpu", "0"))
+
+        return sorted(rows, key=load)
+
+    async def offer(self, call_id: str, party: str, sdp: str, modality: str,
+                    rid: str | None) -> str:
+        """Hand a party's offer to the call's relay (choosing one if needed); return the answer."""
+        current = await self.redis.hget(self.keys.call(call_id), "relay")
+        candidates = await self.live_relays()
+        if current:
+            candidates.sort(key=lambda r: r["id"] != current)
+        for relay in candidates:
+            if relay["id"] != current and int(relay.get("calls", "0")) >= int(
+                    relay.get("capacity", "0")):
+                continue
+            answer = await self._post(relay, call_id, party, sdp, modality)
+            if answer is not None:
+                if relay["id"] != current:
+                    await self.redis.hset(self.keys.call(call_id), "relay", relay["id"])
+                    log.info("call %s: relay %s -> %s", call_id, current or "-", relay["id"])
+                return answer
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "no media relay can take this call now", rid)
+
+    async def _post(self, relay: dict[str, str], call_id: str, party: str, sdp: str,
+                    modality: str) -> str | None:
+        assert self.http is not None
+        url = f"{relay['url'].rstrip('/')}/v1/calls/{call_id}/legs/{party}"
+        headers = {"Authorization": "Bearer " + tokens.mint_service_token(self.settings.secret)}
+        try:
+            async with self.http.post(url, json={"sdp": sdp, "language_modality": modality},
+                                      headers=headers) as resp:
+                if resp.status == 200:
+                    body = await resp.json()
+                    return str(body["sdp"])
+                if resp.status == 400:
+                    raise ProtocolError(ErrorCode.BAD_REQUEST, "the relay refused this offer")
+                log.info("call %s: relay %s answered %s", call_id, relay["id"], resp.status)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("call %s: relay %s unreachable (%s)", call_id, relay["id"],
+                        type(exc).__name__)
+        return None
+
+    async def close_call(self, call_id: str, relay_id: str | None) -> None:
+        """Tell the call's relay to drop both legs (best effort)."""
+        if not relay_id or self.http is None:
+            return
+        url = await self.redis.hget(self.keys.relay(relay_id), "url")
+        if not url:
+            return
+        headers = {"Authorization": "Bearer " + tokens.mint_service_token(self.settings.secret)}
+        try:
+            async with self.http.delete(f"{url.rstrip('/')}/v1/calls/{call_id}",
+                                        headers=headers) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("call %s: relay %s close failed (%s)", call_id, relay_id,
+                        type(exc).__name__)
+
+
+RelayEventHandler = Callable[[dict[str, str]], Awaitable[None]]
+
+
+async def read_relay_events(blocking: aioredis.Redis, settings: Settings,
+                            handle: RelayEventHandler) -> None:
+    """Follow the relays' event stream forever, handing each event to ``handle``."""
+    last = "$"
+    stream = settings.keys.relay_events
+    while True:
+        try:
+            batches = await blocking.xread({stream: last}, block=2000, count=200)
+        except REDIS_ERRORS as exc:
+            log.warning("relay events read failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(0.5)
+            continue
+        for _stream, entries in batches:
+            for entry_id, fields in entries:
+                last = entry_id
+                try:
+                    await handle(fields)
+                except REDIS_ERRORS as exc:
+                    log.warning("relay event for call %s not handled (%s)",
+                                fields.get("call_id"), type(exc).__name__)

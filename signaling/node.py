@@ -1,0 +1,41 @@
+"""Everything one signaling node shares between its connections."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from signaling.accounts import Accounts
+from signaling.bus import Bus
+from signaling.config import Settings
+from signaling.languages import Language
+from signaling.media import RelayPool
+from signaling.metrics import Metrics
+from signaling.routing import Router
+from signaling.stats import StatsService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Node:
+    """One signaling node: its settings, Redis clients and services."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    blocking: aioredis.Redis
+    router: Router
+    accounts: Accounts
+    bus: Bus
+    stats: StatsService
+    relays: RelayPool
+    catalogue: tuple[Language, ...]
+    metrics: Metrics = field(default_factory=lambda: Metrics())
+    connections: set[Any] = field(default_factory=set)
+
+    @property
+    def languages(self) -> dict[str, Language]:
+        return {lang.code: lang for lang in self.catalogue}

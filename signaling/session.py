@@ -1,0 +1,270 @@
+"""One client's WebSocket: authenticate, then run its messages through routing.
+
+Lifecycle: ``hello`` within the auth timeout -> ``welcome`` (and the state a
+resumed client must see again) -> messages until the socket closes -> the
+disconnect transition starts the grace periods (only if this socket was still
+the client's current one). Everything the client is sent goes through one
+bounded outbox drained by one writer task, so a stalled client never delays
+the others: when its outbox is full it is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from signaling import dispatch
+from signaling.accounts import Principal
+from signaling.media import ice_servers_for
+from signaling.node import Node
+from signaling.stats import estimate_wait_s
+from signaling.protocol import (
+    ALLOWED,
+    ErrorCode,
+    Hello,
+    ProtocolError,
+    dump_message,
+    error_message,
+    now_ms,
+    parse_message,
+)
+from signaling.store import REDIS_ERRORS
+from signaling.tokens import TokenError
+
+log = logging.getLogger(__name__)
+OUTBOX = 256
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_REPLACED = 4409
+CLOSE_FLOOD = 1008
+CLOSE_SLOW = 1013
+
+
+class Connection:
+    """The server side of one client socket."""
+
+    def __init__(self, node: Node, ws: web.WebSocketResponse) -> None:
+        self.node = node
+        self.ws = ws
+        self.principal: Principal | None = None
+        self.session_id = ""
+        self.waiting: tuple[str, str] | None = None  # (call_id, language) while queued
+        self.last_position: tuple[int, int] | None = None
+        self.subscribed = False
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX)
+        self._tokens = float(node.settings.rate_burst)
+        self._refill_at = time.monotonic()
+        self._strikes = 0
+
+    # -- sending -------------------------------------------------------------
+    def send_raw(self, text: str) -> None:
+        """Queue a frame; a client whose outbox is full is too slow and is dropped."""
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            log.warning("client %s: outbox full, disconnecting", self.client_id)
+            self._outbox = asyncio.Queue(1)
+            self._outbox.put_nowait(None)
+            asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_SLOW))
+
+    def send(self, type_: str, **fields: Any) -> None:
+        self.send_raw(dump_message(type_, **fields))
+
+    async def push(self, msg: dict[str, Any]) -> None:
+        """A message from routing or another node; decorated and tracked on the way out."""
+        kind = msg.get("type")
+        if kind == "call.connected":
+            msg["ice_servers"] = ice_servers_for(self.node.settings, str(msg.get("call_id")))
+            self.waiting = None
+        elif kind == "call.queued":
+            self.waiting = (str(msg["call_id"]), str(msg["language"]))
+            self.last_position = None
+            if "estimated_wait_s" not in msg:
+                await self.refresh_position(force=True)
+                return
+        elif kind == "call.ended":
+            self.waiting = None
+        self.send_raw(dump_message(str(kind), **{k: v for k, v in msg.items() if k != "type"}))
+
+    async def replaced(self) -> None:
+        """The same kiosk or interpreter signed in on another socket."""
+        self.send_raw(error_message(ErrorCode.CONFLICT, "signed in on another device"))
+        await self._flush_and_close(CLOSE_REPLACED)
+
+    async def _writer(self) -> None:
+        while (text := await self._outbox.get()) is not None:
+            await self.ws.send_str(text)
+
+    async def refresh_position(self, *, force: bool = False) -> None:
+        """Send ``call.position`` (or ``call.queued`` if ``force``) when place or estimate moved."""
+        if self.waiting is None:
+            return
+        call_id, language = self.waiting
+        k = self.node.settings.keys
+        pipe = self.node.redis.pipeline(transaction=False)
+        pipe.zrank(k.queue(language), call_id)
+        pipe.scard(k.logged_in(language))
+        pipe.zcard(k.idle(language))
+        rank, staffed, available = await pipe.execute()
+        if self.waiting is not None and self.waiting[0] == call_id:
+            self.tell_position((rank + 1) if rank is not None else 1, staffed, available,
+                               force=force)
+
+    def tell_position(self, position: int, staffed: int, available: int, *, force: bool,
+                      rid: str | None = None) -> None:
+        """Send the waiting call's place in line and an estimate (no await: keeps order)."""
+        assert self.waiting is not None
+        call_id, language = self.waiting
+        handle = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
+        est = estimate_wait_s(position, staffed, available, handle)
+        if force:
+            self.send("call.queued", rid=rid, call_id=call_id, language=language,
+                      position=position, estimated_wait_s=est)
+        elif self.last_position != (position, est):
+            self.send("call.position", call_id=call_id, position=position, estimated_wait_s=est)
+        self.last_position = (position, est)
+
+    # -- lifecycle -----------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        return self.principal.client_id if self.principal else "-"
+
+    async def serve(self) -> None:
+        """Run the connection until it closes."""
+        writer = asyncio.create_task(self._writer(), name="ws-writer")
+        try:
+            if await self._authenticate():
+                await self._loop()
+        finally:
+            await self._closed()
+            self._outbox = asyncio.Queue(1)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await writer
+
+    async def _authenticate(self) -> bool:
+        try:
+            msg = await self.ws.receive(timeout=self.node.settings.auth_timeout_s)
+        except TimeoutError:
+            return await self._refuse("no hello in time", None)
+        if msg.type != WSMsgType.TEXT:
+            return False
+        try:
+            hello = parse_message(msg.data)
+        except ProtocolError as exc:
+            return await self._refuse(exc.message, exc.rid)
+        if not isinstance(hello, Hello):
+            return await self._refuse("the first message must be hello", hello.rid)
+        try:
+            self.principal = await self.node.accounts.authenticate(hello.token)
+            resumed = await self._open_session(hello.resume)
+            await self.node.bus.attach(self.client_id, self)
+            await dispatch.on_connect(self, resumed)
+        except TokenError:
+            return await self._refuse("the token is not valid", hello.rid)
+        except REDIS_ERRORS:
+            self.send_raw(error_message(ErrorCode.UNAVAILABLE, "the service is unavailable"))
+            await self._flush_and_close(CLOSE_SLOW)
+            return False
+        self.node.connections.add(self)
+        log.info("client %s: connected (session %s, %s)", self.client_id, self.session_id,
+                 "resumed" if resumed else "new")
+        return True
+
+    async def _open_session(self, resume: str | None) -> bool:
+        assert self.principal is not None
+        k = self.node.settings.keys
+        if resume:
+            owner = await self.node.redis.hget(k.session(resume), "client")
+            if owner == self.client_id:
+                self.session_id = resume
+                return True
+        self.session_id = "s_" + secrets.token_urlsafe(18)
+        ttl = int(max(self.node.settings.call_grace_s, self.node.settings.kiosk_grace_s) + 3600)
+        await self.node.redis.hset(k.session(self.session_id), mapping={
+            "client": self.client_id, "role": self.principal.role, "created_ms": now_ms()})
+        await self.node.redis.expire(k.session(self.session_id), ttl)
+        return False
+
+    async def _refuse(self, why: str, rid: str | None) -> bool:
+        self.node.metrics.errors["unauthorized"] += 1
+        self.send_raw(error_message(ErrorCode.UNAUTHORIZED, why, rid))
+        await self._flush_and_close(CLOSE_UNAUTHORIZED)
+        return False
+
+    async def _flush_and_close(self, code: int) -> None:
+        for _ in range(50):
+            if self._outbox.empty():
+                break
+            await asyncio.sleep(0.01)
+        await self.ws.close(code=code)
+
+    async def _loop(self) -> None:
+        async for msg in self.ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.BINARY:
+                    self.send_raw(error_message(ErrorCode.BAD_REQUEST, "text frames only"))
+                continue
+            if not self._take_token():
+                continue
+            await self._handle(msg.data)
+
+    def _take_token(self) -> bool:
+        s = self.node.settings
+        now = time.monotonic()
+        self._tokens = min(s.rate_burst, self._tokens + (now - self._refill_at) * s.rate_per_s)
+        self._refill_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._strikes = 0
+            return True
+        self._strikes += 1
+        self.node.metrics.errors["rate_limited"] += 1
+        if self._strikes == 1:
+            self.send_raw(error_message(ErrorCode.RATE_LIMITED, "too many messages; slow down"))
+        if self._strikes > s.rate_burst:
+            log.warning("client %s: flooding, disconnecting", self.client_id)
+            asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_FLOOD))
+        return False
+
+    async def _handle(self, raw: str) -> None:
+        rid = None
+        try:
+            message = parse_message(raw)
+            rid = message.rid
+            self.node.metrics.messages[message.TYPE] += 1
+            assert self.principal is not None
+            if self.principal.role not in ALLOWED.get(message.TYPE, frozenset()):
+                raise ProtocolError(ErrorCode.FORBIDDEN, f"a {self.principal.role} may not "
+                                    f"send {message.TYPE}", rid)
+            await dispatch.handle(self, message)
+        except ProtocolError as exc:
+            self.node.metrics.errors[exc.code.value] += 1
+            self.send_raw(error_message(exc.code, exc.message, exc.rid or rid))
+        except REDIS_ERRORS as exc:
+            log.warning("client %s: redis error (%s)", self.client_id, type(exc).__name__)
+            self.node.metrics.errors["unavailable"] += 1
+            self.send_raw(error_message(ErrorCode.UNAVAILABLE,
+                                        "the service is temporarily unavailable", rid))
+        except Exception:
+            log.exception("client %s: internal error", self.client_id)
+            self.node.metrics.errors["internal"] += 1
+            self.send_raw(error_message(ErrorCode.INTERNAL, "internal error", rid))
+
+    async def _closed(self) -> None:
+        self.node.connections.discard(self)
+        self.node.stats.subscribers.pop(id(self), None)
+        if self.principal is None:
+            return
+        try:
+            if await self.node.bus.detach(self.client_id, self):
+                await dispatch.on_disconnect(self)
+        except REDIS_ERRORS as exc:
+            log.warning("client %s: disconnect not recorded (%s)", self.client_id,
+                        type(exc).__name__)
+        log.info("client %s: disconnected (session %s)", self.client_id, self.session_id)

@@ -1,0 +1,178 @@
+"""Live statistics for supervisors and queue positions for waiting kiosks.
+
+Each node follows the events stream: that is both the change signal and the
+data folded into today's numbers (see ``ledger``). The live part of a
+snapshot (queues, interpreters, calls) is read from the routing keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import redis.asyncio as aioredis
+
+from signaling.config import Settings
+from signaling.languages import Language
+from signaling.ledger import Ledger, summarise
+from signaling.protocol import now_ms
+from signaling.report import day_start_ms
+from signaling.store import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+STATES = ("available", "offered", "in_call", "wrapup", "away")
+LIVE_CALL_STATES = ("queued", "offered", "connecting", "connected")
+DEFAULT_HANDLE_S = 180.0
+
+
+def estimate_wait_s(position: int, staffed: int, available: int, handle_s: float) -> int:
+    """An honest estimate: calls ahead shared by the interpreters logged in, each taking about
+    one average call; a call that an available interpreter can take now rings within seconds."""
+    if position <= available:
+        return 5
+    rounds = math.ceil((position - available) / max(1, staffed))
+    return int(rounds * handle_s)
+
+
+async def live_state(redis: aioredis.Redis, settings: Settings,
+                     catalogue: tuple[Language, ...]) -> dict[str, Any]:
+    """Queues, interpreters and live calls as they are in Redis now."""
+    keys = settings.keys
+    call_ids = sorted(await redis.smembers(keys.live_calls))
+    interp_ids = sorted(await redis.smembers(keys.interpreters))
+    pipe = redis.pipeline(transaction=False)
+    for cid in call_ids:
+        pipe.hgetall(keys.call(cid))
+        pipe.get(keys.quality(cid))
+    for iid in interp_ids:
+        pipe.hgetall(keys.interp(iid))
+    raw = await pipe.execute()
+    calls = [_call_entry(raw[2 * i], raw[2 * i + 1]) for i in range(len(call_ids))]
+    interps = [_interp_entry(iid, h) for iid, h in zip(interp_ids, raw[2 * len(call_ids):],
+                                                       strict=True)]
+    now = now_ms()
+    languages = []
+    for lang in catalogue:
+        queued = [c for c in calls if c and c["language"] == lang.code
+                  and c["state"] in ("queued", "offered")]
+        entry: dict[str, Any] = {"code": lang.code, "waiting": len(queued),
+                                 "oldest_wait_s": round(max(
+                                     ((now - c["enqueued_ms"]) / 1000 for c in queued),
+                                     default=0.0), 1)}
+        for state in STATES:
+            entry[state] = sum(1 for i in interps if i["state"] == state
+                               and lang.code in i["languages"])
+        languages.append(entry)
+    return {"languages": languages, "interpreters": [i for i in interps if i["state"]],
+            "calls": [c for c in calls if c]}
+
+
+def _call_entry(h: dict[str, str], quality: str | None) -> dict[str, Any] | None:
+    if not h or h.get("state") not in LIVE_CALL_STATES:
+        return None
+    entry: dict[str, Any] = {
+        "call_id": h["id"], "state": h["state"], "language": h.get("language", ""),
+        "ward": h.get("ward", ""), "counter": h.get("counter", ""),
+        "priority": h.get("priority", "normal"), "enqueued_ms": int(h.get("enqueued_ms", 0)),
+    }
+    if h.get("interpreter"):
+        entry["interpreter"] = h["interpreter"]
+    if h.get("answered_ms"):
+        entry["answered_ms"] = int(h["answered_ms"])
+    if quality:
+        entry["quality"] = json.loads(quality)
+    return entry
+
+
+def _interp_entry(iid: str, h: dict[str, str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": iid, "name": h.get("name", iid), "state": h.get("state", ""),
+        "languages": [x for x in h.get("languages", "").split(",") if x],
+        "since_ms": int(h.get("since_ms", 0)), "connected": h.get("connected") == "1",
+    }
+    if h.get("call_id"):
+        entry["call_id"] = h["call_id"]
+    return entry
+
+
+Push = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class StatsService:
+    """Follows events; keeps today's ledger; pushes snapshots to subscribers on change."""
+
+    def __init__(self, redis: aioredis.Redis, blocking: aioredis.Redis, settings: Settings,
+                 catalogue: tuple[Language, ...]) -> None:
+        self.redis = redis
+        self.blocking = blocking
+        self.settings = settings
+        self.catalogue = catalogue
+        self.tz = ZoneInfo(settings.timezone)
+        self.ledger = Ledger()
+        self.subscribers: dict[int, Push] = {}
+        self.on_change: list[Callable[[], Awaitable[None]]] = []
+
+    def today(self) -> dict[str, Any]:
+        day = datetime.now(self.tz).date()
+        return summarise(self.ledger.records.values(), day=day, tz=self.tz,
+                         service_level_s=self.settings.service_level_s)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The full ``stats`` payload."""
+        live = await live_state(self.redis, self.settings, self.catalogue)
+        return {"at_ms": now_ms(), **live, "today": self.today()}
+
+    async def load_today(self) -> None:
+        """Fold everything since the start of today (and the day before, for open calls)."""
+        start = day_start_ms(datetime.now(self.tz).date(), self.tz) - 86_400_000
+        if self.ledger.last_id == "0-0":
+            self.ledger.last_id = f"{start - 1}-0"
+        cursor = str(start)
+        while True:
+            batch = await self.redis.xrange(self.settings.keys.events, min=cursor, count=5000)
+            self.ledger.fold_all(batch)
+            if len(batch) < 5000:
+                return
+            cursor = "(" + batch[-1][0]
+
+    async def run(self) -> None:
+        """Follow the events stream; push on change (debounced) and every interval."""
+        interval = self.settings.stats_interval_s
+        while True:
+            try:
+                await self.load_today()
+                await self._follow(interval)
+            except REDIS_ERRORS as exc:
+                log.warning("stats: redis unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def _follow(self, interval: float) -> None:
+        last_push = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            batches = await self.blocking.xread({self.settings.keys.events: self.ledger.last_id},
+                                                block=int(interval * 1000), count=1000)
+            changed = False
+            for _stream, entries in batches:
+                self.ledger.fold_all(entries)
+                changed = True
+            if changed:
+                for hook in self.on_change:
+                    await hook()
+            due = loop.time() - last_push >= interval
+            if self.subscribers and (changed or due):
+                await asyncio.sleep(0.05)  # let a burst of transitions settle into one push
+                await self.push_all()
+                last_push = loop.time()
+            self.ledger.forget_before(now_ms() - 2 * 86_400_000)
+
+    async def push_all(self) -> None:
+        snap = await self.snapshot()
+        for push in list(self.subscribers.values()):
+            await push(snap)

@@ -1,0 +1,107 @@
+"""Fires due deadlines and cleans up after dead nodes and relays, on one node at a time.
+
+Every node runs a sweeper; a short lease in Redis (``sweep_lease``) lets one
+of them work at a time, and another takes over within a lease time when it
+dies. Deadline transitions are idempotent, so a deadline fired twice (a lease
+handover mid-sweep) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from signaling.node import Node
+from signaling.protocol import now_ms
+from signaling.store import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+LEASE_MS = 2000
+NODE_DEAD_MS = 10_000
+RELAY_DEAD_MS = 10_000
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+
+class Sweeper:
+    """The deadline and liveness sweeper of one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.keys = node.settings.keys
+        self._renew = node.redis.register_script(_RENEW)
+        self._last_liveness = 0.0
+
+    async def run(self) -> None:
+        interval = self.node.settings.sweep_interval_s
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if await self._renew(keys=[self.keys.sweep_lease],
+                                     args=[self.node.settings.node_id, LEASE_MS]):
+                    await self.sweep_deadlines()
+                    if loop.time() - self._last_liveness > 2.0:
+                        self._last_liveness = loop.time()
+                        await self.sweep_dead_nodes()
+                        await self.sweep_dead_relays()
+            except REDIS_ERRORS as exc:
+                log.warning("sweeper: redis unavailable (%s)", type(exc).__name__)
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(interval)
+
+    async def sweep_deadlines(self) -> int:
+        """Run every due deadline's transition; return how many ran."""
+        router = self.node.router
+        fired = 0
+        while members := await router.due_deadlines(limit=200):
+            for member in members:
+                out = await router.fire_deadline(member)
+                fired += 1
+                if out.get("relay"):
+                    await self.node.relays.close_call(member.split("|")[1], out.get("relay"))
+            if len(members) < 200:
+                break
+        return fired
+
+    async def sweep_dead_nodes(self) -> None:
+        """Clients of a node that stopped heartbeating are disconnected (grace starts)."""
+        dead = await self.node.redis.zrangebyscore(self.keys.nodes, "-inf",
+                                                   now_ms() - NODE_DEAD_MS)
+        for node_id in dead:
+            clients = await self.node.redis.smembers(self.keys.node_clients(node_id))
+            for client in clients:
+                if await self.node.redis.get(self.keys.client_node(client)) != node_id:
+                    continue
+                await self.node.redis.delete(self.keys.client_node(client))
+                kind, _, ident = client.partition(":")
+                if kind == "k":
+                    await self.node.router.kiosk_disconnect(ident)
+                elif kind == "i":
+                    await self.node.router.interp_disconnect(ident)
+            await self.node.redis.delete(self.keys.node_clients(node_id),
+                                         self.keys.node_inbox(node_id))
+            await self.node.redis.zrem(self.keys.nodes, node_id)
+            log.warning("node %s: dead, %d clients released", node_id, len(clients))
+
+    async def sweep_dead_relays(self) -> None:
+        """Calls on a relay that stopped heartbeating: both parties are told to offer again."""
+        redis = self.node.redis
+        dead = set(await redis.zrangebyscore(self.keys.relays, "-inf", now_ms() - RELAY_DEAD_MS))
+        if not dead:
+            return
+        for call_id in await redis.smembers(self.keys.live_calls):
+            call = await redis.hmget(self.keys.call(call_id), ["relay", "kiosk", "interpreter"])
+            relay, kiosk, interp = call
+            if relay not in dead:
+                continue
+            await redis.hdel(self.keys.call(call_id), "relay")
+            log.warning("call %s: relay %s lost", call_id, relay)
+            for client in (f"k:{kiosk}", f"i:{interp}"):
+                await self.node.bus.deliver(client, {"type": "media.failed", "call_id": call_id,
+                                                     "reason": "relay_lost"})
+        await redis.zrem(self.keys.relays, *dead)

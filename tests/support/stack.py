@@ -1,0 +1,139 @@
+"""Running signaling nodes for tests: in-process (fast, configurable) or as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from signaling.accounts import Accounts
+from signaling.client import SignalingClient, login
+from signaling.config import Settings
+from signaling.redis_server import free_port
+from signaling.server import create_app
+from signaling.store import connect
+
+
+@dataclass
+class Node:
+    """One running signaling node."""
+
+    base_url: str
+    proc: subprocess.Popen[bytes] | None = None
+    runner: web.AppRunner | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http", "ws", 1) + "/ws"
+
+
+@dataclass
+class Stack:
+    """Signaling nodes sharing one Redis, and helpers to make accounts and clients."""
+
+    settings: Settings
+    nodes: list[Node] = field(default_factory=list)
+    clients: list[SignalingClient] = field(default_factory=list)
+
+    async def add_interpreter(self, name: str, languages: list[str], password: str = "pw-" * 3
+                              ) -> str:
+        redis = connect(self.settings.redis_url)
+        try:
+            await Accounts(redis, self.settings).add_user(
+                name, role="interpreter", password=password, name=name.title(),
+                languages=languages)
+        finally:
+            await redis.aclose()
+        return await login(self.nodes[0].base_url, name, password)
+
+    async def add_staff(self, name: str, role: str, password: str = "pw-" * 3) -> str:
+        redis = connect(self.settings.redis_url)
+        try:
+            await Accounts(redis, self.settings).add_user(name, role=role, password=password)
+        finally:
+            await redis.aclose()
+        return await login(self.nodes[0].base_url, name, password)
+
+    async def add_kiosk(self, kiosk_id: str, ward: str = "北区", counter: str = "1") -> str:
+        redis = connect(self.settings.redis_url)
+        try:
+            return await Accounts(redis, self.settings).add_kiosk(kiosk_id, ward=ward,
+                                                                 counter=counter)
+        finally:
+            await redis.aclose()
+
+    async def client(self, token: str, node: int = 0, **kw: Any) -> SignalingClient:
+        c = SignalingClient(self.nodes[node].ws_url, token, **kw)
+        await c.connect()
+        self.clients.append(c)
+        return c
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
+        for node in self.nodes:
+            if node.runner is not None:
+                await node.runner.cleanup()
+            if node.proc is not None:
+                node.proc.terminate()
+                node.proc.wait(10)
+
+
+async def start_inprocess(settings: Settings) -> Node:
+    port = free_port()
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return Node(f"http://127.0.0.1:{port}", runner=runner)
+
+
+def start_process(redis_url: str, env: dict[str, str] | None = None) -> Node:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "signaling.cli", "signaling", "--host", "127.0.0.1",
+         "--port", str(port), "--redis-url", redis_url],
+        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return Node(f"http://127.0.0.1:{port}", proc=proc)
+
+
+async def wait_healthy(node: Node, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(node.base_url + "/readyz") as r:
+                    if r.status == 200:
+                        return
+            if node.proc is not None and node.proc.poll() is not None:
+                raise RuntimeError(node.proc.stderr.read().decode() if node.proc.stderr else "")
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{node.base_url} not ready")
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, inprocess: int = 1, processes: int = 0,
+                  env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    stack = Stack(settings)
+    try:
+        for _ in range(inprocess):
+            stack.nodes.append(await start_inprocess(settings))
+        for _ in range(processes):
+            stack.nodes.append(start_process(settings.redis_url, env))
+        for node in stack.nodes:
+            await wait_healthy(node)
+        yield stack
+    finally:
+        await stack.close()
+
+
+def short_timer_env(**values: float) -> Iterator[tuple[str, str]]:
+    for name, value in values.items():
+        yield "TSUNAGU_" + name.upper(), str(value)
