@@ -97,7 +97,7 @@ class Bus:
     async def run(self) -> None:
         """Read this node's inbox forever, delivering to local sockets."""
         inbox = self.keys.node_inbox(self.node_id)
-        last = "$"
+        last = "0-0"  # a node's inbox is new with the node; after an outage, go on from `last`
         while True:
             try:
                 await self.heartbeat()

@@ -138,4 +138,6 @@ _NUMERIC_ENV: dict[str, Any] = {
     "rate_burst": int,
     "stats_interval_s": float,
     "staff_token_ttl_s": int,
+    "sweep_interval_s": float,
+    "auth_timeout_s": float,
 }

@@ -143,10 +143,13 @@ RelayEventHandler = Callable[[dict[str, str]], Awaitable[None]]
 async def read_relay_events(blocking: aioredis.Redis, settings: Settings,
                             handle: RelayEventHandler) -> None:
     """Follow the relays' event stream forever, handing each event to ``handle``."""
-    last = "$"
     stream = settings.keys.relay_events
+    last = ""
     while True:
         try:
+            if not last:  # start after what is there now; after an outage, go on from `last`
+                newest = await blocking.xrevrange(stream, count=1)
+                last = newest[0][0] if newest else "0-0"
             batches = await blocking.xread({stream: last}, block=2000, count=200)
         except REDIS_ERRORS as exc:
             log.warning("relay events read failed (%s); retrying", type(exc).__name__)

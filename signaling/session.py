@@ -239,6 +239,8 @@ class Connection:
             rid = message.rid
             self.node.metrics.messages[message.TYPE] += 1
             assert self.principal is not None
+            if isinstance(message, Hello):
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "already signed in", rid)
             if self.principal.role not in ALLOWED.get(message.TYPE, frozenset()):
                 raise ProtocolError(ErrorCode.FORBIDDEN, f"a {self.principal.role} may not "
                                     f"send {message.TYPE}", rid)

@@ -65,7 +65,7 @@ async def test_call_is_offered_to_longest_idle_interpreter(router: Router, redis
 async def test_fail_fast_when_nobody_logged_in(router: Router, redis: aioredis.Redis) -> None:
     out = await router.enqueue(kiosk="k1", ward="W", counter="1", language="vi",
                                priority="normal", procedure=None, call_id="c1", op=op(), now=T0)
-    assert out.data == {"ok": "failed", "call_id": "c1", "reason": "no_interpreter"}
+    assert out.get("ok") == "failed" and out.get("reason") == "no_interpreter"
     st = await state(redis, "c1")
     assert st["state"] == "failed" and st["reason"] == "no_interpreter"
     assert await redis.get(K.kiosk_call("k1")) is None
@@ -84,6 +84,18 @@ async def test_accept_connects_and_stale_offer_loses(router: Router, redis: aior
     assert await istate(redis, "alice") == "in_call"
     again = await router.accept("alice", cid, offer_id, op=op(), now=T0 + 4)
     assert again.err == "conflict"
+
+
+async def test_only_the_offered_interpreter_may_accept(router: Router, redis: aioredis.Redis
+                                                       ) -> None:
+    await interp(router, "alice", ["jsl"], now=T0)
+    await interp(router, "bob", ["jsl"], now=T0 + 1)
+    cid = await call(router, "k1", now=T0 + 2)
+    offer_id = (await state(redis, cid))["offer_id"]
+    assert (await router.accept("bob", cid, offer_id, op=op(), now=T0 + 3)).err == "forbidden"
+    assert (await router.decline("bob", cid, offer_id, op=op(), now=T0 + 3)).err == "forbidden"
+    assert (await state(redis, cid))["state"] == "offered"
+    assert await istate(redis, "bob") == "available"
 
 
 async def test_same_operation_twice_changes_nothing(router: Router, redis: aioredis.Redis) -> None:
