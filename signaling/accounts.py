@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -81,7 +82,8 @@ class Accounts:
     async def login(self, username: str, password: str) -> tuple[str, str, int] | None:
         """Check credentials; return (token, role, expires_at_ms) or None."""
         user = await self.redis.hgetall(self.keys.user(username))
-        ok = check_password(password, user.get("password", _DUMMY_HASH))
+        # scrypt takes tens of ms of CPU: keep it off the event loop.
+        ok = await asyncio.to_thread(check_password, password, user.get("password", _DUMMY_HASH))
         if not user or not ok:
             return None
         ttl = self.settings.staff_token_ttl_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from signaling.redis_server import RedisServer, RedisServerError
 
 log = logging.getLogger("tsunagu")
 DEFAULT_DATA_DIR = Path("var")
+PASS_THROUGH = {"kiosk": "kiosk_client.app", "bot": "interpreter_console.bot"}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -65,9 +67,8 @@ def parser() -> argparse.ArgumentParser:
     p = asub.add_parser("revoke-kiosk", help="refuse a kiosk's tokens from now on")
     p.add_argument("kiosk_id")
     _common(p)
-    for name, target in (("kiosk", "kiosk_client.app"), ("bot", "interpreter_console.bot")):
-        p = sub.add_parser(name, help=f"run {target} (see its --help)", add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
+    for name, target in PASS_THROUGH.items():
+        sub.add_parser(name, help=f"run {target} (`tsunagu {name} --help` for its options)")
     return root
 
 
@@ -194,15 +195,14 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASS_THROUGH:
+        # These programs own their options (and their logging); argparse would eat them.
+        module = importlib.import_module(PASS_THROUGH[argv[0]])
+        return int(module.main(argv[1:]) or 0)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command in ("kiosk", "bot"):
-        import importlib
-
-        module = importlib.import_module("kiosk_client.app" if args.command == "kiosk"
-                                         else "interpreter_console.bot")
-        return int(module.main(args.rest) or 0)
     handlers = {"up": cmd_up, "signaling": cmd_signaling, "relay": cmd_relay,
                 "admin": cmd_admin}
     try:

@@ -46,6 +46,7 @@ class Ledger:
 
     records: dict[str, CallRecord] = field(default_factory=dict)
     last_id: str = "0-0"
+    recent_talks_ms: list[int] = field(default_factory=list)  # newest last, at most 20
 
     def fold(self, event_id: str, fields: Mapping[str, str]) -> None:
         """Apply one event (idempotent per event id: older ids are ignored)."""
@@ -62,6 +63,8 @@ class Ledger:
                 return  # the call began before the window we loaded
             rec = self.records[call_id] = CallRecord(call_id)
         _FOLDS[ev](rec, at, fields)
+        if ev == "ended" and rec.talk_ms:
+            self.recent_talks_ms = [*self.recent_talks_ms[-19:], rec.talk_ms]
 
     def fold_all(self, entries: Iterable[tuple[str, Mapping[str, str]]]) -> None:
         for event_id, fields in entries:
@@ -72,11 +75,10 @@ class Ledger:
         self.records = {k: r for k, r in self.records.items()
                         if r.ended_ms is None or r.ended_ms >= ms}
 
-    def recent_handle_s(self, default: float, n: int = 20) -> float:
-        """Mean talk time of the last ``n`` finished answered calls."""
-        talks = sorted((r for r in self.records.values() if r.talk_ms and r.ended_ms),
-                       key=lambda r: r.ended_ms or 0)[-n:]
-        return sum(r.talk_ms for r in talks) / 1000 / len(talks) if talks else default
+    def recent_handle_s(self, default: float) -> float:
+        """Mean talk time of the last 20 finished answered calls."""
+        talks = self.recent_talks_ms
+        return sum(talks) / 1000 / len(talks) if talks else default
 
 
 def _id_tuple(event_id: str) -> tuple[int, int]:

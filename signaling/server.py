@@ -198,10 +198,45 @@ async def _on_relay_event(node: Node, fields: dict[str, str]) -> None:
         await node.router.media_state(call_id, party)
 
 
-async def _positions(node: Node) -> None:
-    for conn in list(node.connections):
-        if conn.waiting is not None:
-            await conn.refresh_position()
+class PositionTicker:
+    """Refreshes the place in line of this node's waiting kiosks after routing changes:
+    at most twice a second, one Redis pipeline for all of them."""
+
+    def __init__(self, node: Node, min_interval_s: float = 0.5) -> None:
+        self.node = node
+        self.min_interval_s = min_interval_s
+        self._pending = False
+
+    async def changed(self) -> None:
+        if not self._pending:
+            self._pending = True
+            asyncio.get_running_loop().call_later(self.min_interval_s, self._fire)
+
+    def _fire(self) -> None:
+        task = asyncio.ensure_future(self._refresh())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _refresh(self) -> None:
+        self._pending = False
+        waiting = [c for c in list(self.node.connections) if c.waiting is not None]
+        if not waiting:
+            return
+        k = self.node.settings.keys
+        pipe = self.node.redis.pipeline(transaction=False)
+        for conn in waiting:
+            call_id, language = conn.waiting
+            pipe.zrank(k.queue(language), call_id)
+            pipe.scard(k.logged_in(language))
+            pipe.zcard(k.idle(language))
+        try:
+            found = await pipe.execute()
+        except store.REDIS_ERRORS:
+            return
+        handle_s = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
+        for n, conn in enumerate(waiting):
+            rank, staffed, available = found[3 * n: 3 * n + 3]
+            if conn.waiting is not None and rank is not None:
+                conn.tell_position(rank + 1, staffed, available, force=False, handle_s=handle_s)
 
 
 def build_node(settings: Settings) -> Node:
@@ -215,7 +250,7 @@ def build_node(settings: Settings) -> Node:
         bus=Bus(redis, blocking, settings.keys, settings.node_id),
         stats=StatsService(redis, blocking, settings, catalogue),
         relays=RelayPool(redis, settings), catalogue=catalogue)
-    node.stats.on_change.append(lambda: _positions(node))
+    node.stats.on_change.append(PositionTicker(node).changed)
     return node
 
 
@@ -244,8 +279,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[TASKS] = tasks
     log.info("signaling node %s up", node.settings.node_id)
     yield
-    for conn in list(node.connections):
-        await conn.ws.close(code=1001, message=b"server shutting down")
+    # Close every socket at once; a client that does not answer the close is cut after 2 s.
+    closing = [asyncio.wait_for(c.ws.close(code=1001, message=b"server shutting down"), 2.0)
+               for c in list(node.connections)]
+    await asyncio.gather(*closing, return_exceptions=True)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -116,12 +116,13 @@ class Connection:
                                force=force)
 
     def tell_position(self, position: int, staffed: int, available: int, *, force: bool,
-                      rid: str | None = None) -> None:
+                      rid: str | None = None, handle_s: float | None = None) -> None:
         """Send the waiting call's place in line and an estimate (no await: keeps order)."""
         assert self.waiting is not None
         call_id, language = self.waiting
-        handle = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
-        est = estimate_wait_s(position, staffed, available, handle)
+        if handle_s is None:
+            handle_s = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
+        est = estimate_wait_s(position, staffed, available, handle_s)
         if force:
             self.send("call.queued", rid=rid, call_id=call_id, language=language,
                       position=position, estimated_wait_s=est)

@@ -62,6 +62,7 @@ export class TsunaguClient extends EventTarget {
     this.status = "idle";
     this.welcome = null;
     this.heartbeatS = 10;
+    this._lastTick = 0;
     this._onOnline = () => this._retryNow();
     // The browser says the network is gone: the socket is dead or about to
     // be, so drop it now and come back on "online" (the server keeps our
@@ -78,6 +79,8 @@ export class TsunaguClient extends EventTarget {
     this._stopped = false;
     window.addEventListener("online", this._onOnline);
     window.addEventListener("offline", this._onOffline);
+    this._lastTick = Date.now();
+    this._watchdog = setInterval(() => this._checkSleep(), 1000);
     this._open();
   }
 
@@ -96,6 +99,15 @@ export class TsunaguClient extends EventTarget {
     }
     this._failPending();
     this._setStatus("idle");
+  }
+
+  /**
+   * Drop the current socket and connect again, resuming the session (what
+   * happens by itself when the network drops; kiosk tools and tests use it).
+   */
+  reconnect() {
+    if (this._stopped) return;
+    this._drop();
   }
 
   /** The token this client signs in with (for same-origin HTTP calls such as the CSV report). */
@@ -134,13 +146,14 @@ export class TsunaguClient extends EventTarget {
     if (!this.ready) return Promise.reject(new ConnectionLost());
     const rid = `r${Date.now().toString(36)}${(this._nextRid++).toString(36)}`;
     const limit = timeoutMs ?? Math.max(5000, 2 * this.heartbeatS * 1000);
+    const sentAt = Date.now();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(rid);
         reject(new ConnectionLost());
-        // No reply in two heartbeats: the socket is probably dead even if the
-        // browser has not noticed yet. Start over.
-        this._drop();
+        // Nothing at all heard since the request: the socket is probably
+        // dead even if the browser has not noticed yet. Start over.
+        if (this._lastRx < sentAt) this._drop();
       }, limit);
       this._pending.set(rid, { resolve, reject, timer });
       this._ws.send(JSON.stringify({ ...fields, type, rid }));
@@ -228,6 +241,19 @@ export class TsunaguClient extends EventTarget {
     if (this._stopped) return;
     this._setStatus(navigator.onLine === false ? "offline" : "reconnecting");
     this._scheduleRetry();
+  }
+
+  // A tablet that slept, or a tab the browser froze, for longer than two
+  // heartbeats has been dropped by the server (PROTOCOL.md section 1) even if
+  // the socket still looks open here: start over and resume at once.
+  _checkSleep() {
+    const now = Date.now();
+    const gap = now - this._lastTick;
+    this._lastTick = now;
+    if (gap > 2 * this.heartbeatS * 1000 && this._ws) {
+      this._attempt = 0;
+      this._drop();
+    }
   }
 
   _drop() {

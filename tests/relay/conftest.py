@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import socket
 import struct
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
+from relay.node import RelayNode, run
 from relay.rtc_internals import install_early_frame_release, restrict_ice_addresses
+from signaling.redis_keys import Keys
+from tests.conftest import TEST_SECRET
 
 IFF_UP = 0x1
 SIOCGIFFLAGS = 0x8913
@@ -44,3 +54,51 @@ def _loopback_only(request: pytest.FixtureRequest) -> None:
         )
     restrict_ice_addresses(["127.0.0.1"])
     install_early_frame_release()
+
+
+@dataclass
+class RunningRelay:
+    """A relay node serving in this event loop."""
+
+    url: str
+    node: RelayNode
+    task: asyncio.Task[None]
+
+
+async def start_relay(redis_url: str, relay_id: str, capacity: int | None = None) -> RunningRelay:
+    """Start ``relay.node.serve`` on a free port; its URL is read from its registration."""
+    node = RelayNode(relay_id, capacity or 4, [])
+    task = asyncio.ensure_future(run(node, "127.0.0.1", 0, redis_url, TEST_SECRET))
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for _ in range(100):
+            url = await client.hget(Keys().relay(relay_id), "url")
+            if url:
+                return RunningRelay(url, node, task)
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+    task.cancel()
+    raise AssertionError("relay did not register")
+
+
+async def stop_relay(relay: RunningRelay) -> None:
+    relay.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay.task
+
+
+@pytest.fixture
+async def relay(redis: aioredis.Redis, redis_server: Any) -> AsyncIterator[RunningRelay]:
+    """A relay node with a capacity of 4 calls, registered in a flushed Redis."""
+    running = await start_relay(redis_server.url, "r_test", capacity=4)
+    yield running
+    await stop_relay(running)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import struct
+
 import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection
@@ -9,9 +12,12 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
 from relay.rtc_internals import (
+    dtls_transports,
     install_early_frame_release,
+    install_rtp_fast_path,
     restrict_ice_addresses,
     rtc_configuration,
+    send_rtp_now,
     uninstall_early_frame_release,
 )
 
@@ -108,3 +114,34 @@ async def test_offer_has_only_loopback_host_candidates() -> None:
         assert all(" 127.0.0.1 " in c and " typ host" in c for c in candidates)
     finally:
         await pc.close()
+
+
+@pytest.mark.webrtc
+async def test_fast_path_receives_plain_rtp_and_send_now_delivers() -> None:
+    a = RTCPeerConnection(rtc_configuration([]))
+    b = RTCPeerConnection(rtc_configuration([]))
+    try:
+        a.addTransceiver("video", direction="sendrecv")
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        received: list[bytes] = []
+        (dtls_b,) = dtls_transports(b)
+        install_rtp_fast_path(dtls_b, received.append)
+        (dtls_a,) = dtls_transports(a)
+        packet = struct.pack("!BBHII", 0x80, 0x80 | 96, 7, 9000, 1234) + b"payload"
+        for _ in range(200):
+            if send_rtp_now(dtls_a, packet):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("never connected")
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.01)
+        assert received == [packet]  # decrypted, byte for byte, beneath aiortc's pipeline
+    finally:
+        await a.close()
+        await b.close()

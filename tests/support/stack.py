@@ -7,7 +7,9 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,7 @@ class Node:
     base_url: str
     proc: subprocess.Popen[bytes] | None = None
     runner: web.AppRunner | None = None
+    log_path: str | None = None
 
     @property
     def ws_url(self) -> str:
@@ -97,11 +100,14 @@ async def start_inprocess(settings: Settings) -> Node:
 
 def start_process(redis_url: str, env: dict[str, str] | None = None) -> Node:
     port = free_port()
+    # The log goes to a file: a pipe nobody reads would block the server once it is full.
+    log = tempfile.NamedTemporaryFile(prefix=f"signaling-{port}-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "signaling.cli", "signaling", "--host", "127.0.0.1",
          "--port", str(port), "--redis-url", redis_url],
-        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return Node(f"http://127.0.0.1:{port}", proc=proc)
+        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
+    return Node(f"http://127.0.0.1:{port}", proc=proc, log_path=log.name)
 
 
 async def wait_healthy(node: Node, timeout: float = 20.0) -> None:
@@ -113,7 +119,7 @@ async def wait_healthy(node: Node, timeout: float = 20.0) -> None:
                     if r.status == 200:
                         return
             if node.proc is not None and node.proc.poll() is not None:
-                raise RuntimeError(node.proc.stderr.read().decode() if node.proc.stderr else "")
+                raise RuntimeError(Path(node.log_path or "/dev/null").read_text()[-4000:])
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{node.base_url} not ready")
 

@@ -1,0 +1,191 @@
+"""Signaling benchmark: prints one JSON line.
+
+On loopback with two signaling processes and one Redis and 1,000 connected
+clients: time from ``call.request`` (kiosk) to ``call.offer`` (interpreter),
+p50/p99, at a paced rate; routed calls per second with everyone calling at
+once; server memory per idle connection; and the round trip of a bare aiohttp
+WebSocket echo as the floor.
+
+    .venv/bin/python -m bench.signaling_bench [--clients 1000] [--rate 100] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import aiohttp
+
+from signaling.client import SignalingClient
+from signaling.config import Settings
+from signaling.redis_server import RedisServer, free_port
+from tests.support.stack import Stack, running
+
+LANGS = ["jsl", "en", "vi", "zh"]
+ECHO = textwrap.dedent("""
+    import sys
+    from aiohttp import web
+    async def ws(request):
+        sock = web.WebSocketResponse(compress=False)
+        await sock.prepare(request)
+        async for msg in sock:
+            await sock.send_str(msg.data)
+        return sock
+    app = web.Application()
+    app.router.add_get("/ws", ws)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+""")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def echo_floor(n: int = 2000) -> dict[str, float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    ws = await http.ws_connect(f"http://127.0.0.1:{port}/ws")
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            rtts = []
+            for _ in range(n):
+                t = time.perf_counter()
+                await ws.send_str('{"type":"ping"}')
+                await ws.receive()
+                rtts.append((time.perf_counter() - t) * 1000)
+            await ws.close()
+        return {"p50_ms": pct(rtts, 0.5), "p99_ms": pct(rtts, 0.99)}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+class Bots:
+    """Auto-answering interpreters that hang up at once and are ready again."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.offer_ms: list[float] = []
+        self.answered = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def run(self, client: SignalingClient) -> None:
+        await client.request("presence.set", status="available")
+        while True:
+            msg = await client.next("call.offer", "call.connected", timeout=3600)
+            if msg["type"] == "call.offer":
+                t = self.sent.pop(msg["counter"], None)
+                if t is not None:
+                    self.offer_ms.append((time.perf_counter() - t) * 1000)
+                await client.send("call.accept", call_id=msg["call_id"],
+                                  offer_id=msg["offer_id"])
+            else:
+                self.answered += 1
+                await client.send("call.hangup", call_id=msg["call_id"])
+                await client.send("presence.set", status="available")
+
+
+async def place(client: SignalingClient, lang: str, bots: Bots) -> None:
+    # Keyed by the kiosk's counter: the offer may arrive before call.queued does.
+    bots.sent[client.welcome["user"]["counter"]] = time.perf_counter()
+    queued = await client.request("call.request", language=lang, timeout=60)
+    await client.next("call.ended", timeout=120, call_id=queued["call_id"])
+
+
+def note(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, object]:
+    pids = [n.proc.pid for n in stack.nodes if n.proc]
+    before = sum(rss_kib(p) for p in pids)
+    n_interp = max(8, args.clients // 10)
+    bots = Bots()
+    interps = []
+    for n in range(n_interp):
+        token = await stack.add_interpreter(f"b{n}", [LANGS[n % 4], LANGS[(n + 1) % 4]])
+        interps.append(await stack.client(token, node=n % 2))
+    kiosks = [await stack.client(await stack.add_kiosk(f"k{n}", counter=str(n)), node=n % 2)
+              for n in range(args.clients - n_interp)]
+    note(f"{args.clients} clients connected")
+    await asyncio.sleep(2)
+    after = sum(rss_kib(p) for p in pids)
+    idle_kib = (after - before) / args.clients
+    bots.tasks = [asyncio.create_task(bots.run(c)) for c in interps]
+    await asyncio.sleep(0.5)
+
+    # paced: call.request -> call.offer latency at args.rate calls/s
+    total = int(args.rate * args.seconds)
+    pending = []
+    start = time.perf_counter()
+    for i in range(total):
+        await asyncio.sleep(max(0.0, start + i / args.rate - time.perf_counter()))
+        pending.append(asyncio.create_task(place(kiosks[i % len(kiosks)], LANGS[i % 4], bots)))
+    await asyncio.gather(*pending)
+    paced = list(bots.offer_ms)
+    note(f"paced phase done: {len(paced)} calls")
+
+    # flat out: every kiosk calls at once, twice
+    bots.offer_ms.clear()
+    answered0 = bots.answered
+    t0 = time.perf_counter()
+    for _ in range(2):
+        await asyncio.gather(*(place(k, LANGS[n % 4], bots) for n, k in enumerate(kiosks)))
+    flat_s = time.perf_counter() - t0
+    routed = (bots.answered - answered0) / flat_s
+    for task in bots.tasks:
+        task.cancel()
+    return {
+        "clients": args.clients, "signaling_nodes": 2,
+        "rate_calls_per_s": args.rate, "paced_calls": len(paced),
+        "request_to_offer_p50_ms": pct(paced, 0.5), "request_to_offer_p99_ms": pct(paced, 0.99),
+        "request_to_offer_mean_ms": round(statistics.fmean(paced), 3) if paced else None,
+        "routed_calls_per_s": round(routed, 1),
+        "idle_connection_kib": round(idle_kib, 1),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    floor = await echo_floor()
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp), persist=False) as redis:
+        settings = Settings(secret=os.environ.get("TSUNAGU_SECRET", "b" * 40).encode(),
+                            redis_url=redis.url)
+        env = {"TSUNAGU_SECRET": settings.secret.decode(), "TSUNAGU_WRAPUP_S": "0",
+               "TSUNAGU_RATE_PER_S": "1000", "TSUNAGU_RATE_BURST": "1000"}
+        async with running(settings, inprocess=0, processes=2, env=env) as stack:
+            result = await bench(args, stack)
+    result["ws_echo_floor"] = floor
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

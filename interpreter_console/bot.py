@@ -1,0 +1,266 @@
+"""An automatic answering interpreter: tests, load runs and the kiosks' self-test call.
+
+It logs in, goes available, accepts offers (after an optional delay, declining
+a configurable share), sends synthetic video and audio and measures what it
+receives, hangs up after a talk time (or waits for the other side), then goes
+through wrap-up. With ``media=False`` it answers without WebRTC, so one
+process can run many bots cheaply.
+
+    echo pw | python -m interpreter_console.bot --server http://127.0.0.1:8080 \
+        --username alice --password-stdin --talk 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kiosk_client.endpoints import server_urls
+from kiosk_client.media import MediaLeg, prepare_rtc
+from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack
+from signaling.client import Message, ServerError, SignalingClient, login
+
+log = logging.getLogger(__name__)
+
+IDLE_TYPES = ("call.offer", "call.offer_cancelled", "presence", "_closed", "_reconnected")
+CALL_TYPES = ("call.ended", "media.failed", "call.connected", "chat")
+
+
+class BotError(Exception):
+    """The bot cannot go on (refused login, socket closed for good)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    """How a bot behaves."""
+
+    server: str
+    username: str
+    password: str
+    media: bool = True
+    accept_delay_s: float = 0.0
+    decline_rate: float = 0.0
+    talk_s: float | None = 10.0  # None: wait until the other side hangs up
+    wrapup_s: float | None = None  # None: the server's wrap-up; a number: end it after that
+    max_calls: int | None = None
+    seed: int | None = None
+    max_call_s: float = 3600.0
+    early_release: bool = True  # release video frames on their marker packet (see relay)
+
+
+@dataclass
+class CallRecord:
+    """One answered call, as the bot saw it."""
+
+    call_id: str
+    language: str
+    ward: str | None
+    counter: str | None
+    waited_s: float | None
+    end_reason: str | None = None
+    ended_by: str | None = None
+    duration_s: float | None = None
+    media: dict[str, Any] | None = None
+
+
+@dataclass
+class BotReport:
+    """Everything a bot did."""
+
+    offers: int = 0
+    declined: int = 0
+    lost_offers: int = 0
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+class AnsweringBot:
+    """One answering interpreter on one signaling connection."""
+
+    def __init__(self, config: BotConfig) -> None:
+        self.config = config
+        self.report = BotReport()
+        self.client: SignalingClient | None = None
+        self.state = "offline"
+        self.leg: MediaLeg | None = None  # the current call's media, when media is on
+        self._rng = random.Random(config.seed)
+        self.ready = asyncio.Event()
+
+    async def run(self) -> BotReport:
+        """Log in, serve calls until ``max_calls`` (or cancellation), and return the report."""
+        http_base, ws_url = server_urls(self.config.server)
+        token = await login(http_base, self.config.username, self.config.password)
+        self.client = SignalingClient(ws_url, token)
+        try:
+            await self.client.connect()
+            if self.config.media:
+                prepare_rtc(early_release=self.config.early_release)
+            await self.client.request("presence.set", status="available")
+            self.ready.set()
+            while self.config.max_calls is None or len(self.report.calls) < self.config.max_calls:
+                await self._serve_one()
+        finally:
+            await self.client.close()
+        return self.report
+
+    async def _next_idle(self) -> Message:
+        assert self.client is not None
+        while True:
+            msg = await self.client.next(*IDLE_TYPES, timeout=self.config.max_call_s)
+            kind = msg["type"]
+            if kind == "_closed":
+                raise BotError(f"connection closed for good (code {msg.get('code')})")
+            if kind == "presence":
+                self._set_state(str(msg.get("state")))
+            elif kind == "call.offer":
+                return msg
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            log.info("bot %s: %s -> %s", self.config.username, self.state, state)
+            self.state = state
+
+    async def _serve_one(self) -> None:
+        offer = await self._next_idle()
+        self.report.offers += 1
+        assert self.client is not None
+        ids = {"call_id": offer["call_id"], "offer_id": offer["offer_id"]}
+        if self._rng.random() < self.config.decline_rate:
+            with contextlib.suppress(ServerError):
+                await self.client.request("call.decline", **ids)
+            self.report.declined += 1
+            return
+        if self.config.accept_delay_s > 0:
+            await asyncio.sleep(self.config.accept_delay_s)
+        try:
+            reply = await self.client.request("call.accept", **ids)
+        except ServerError as exc:
+            if exc.code not in ("conflict", "not_found"):
+                raise
+            log.info("call %s: offer lost (%s)", offer["call_id"], exc.code)
+            self.report.lost_offers += 1
+            return
+        if reply.get("type") != "call.connected":
+            reply = await self.client.next("call.connected", call_id=offer["call_id"])
+        record = CallRecord(
+            call_id=offer["call_id"], language=str(offer.get("language")),
+            ward=offer.get("ward"), counter=offer.get("counter"), waited_s=offer.get("waited_s"),
+        )
+        self.report.calls.append(record)
+        self._set_state("in_call")
+        await self._talk(reply, record)
+        await self._wrapup()
+
+    async def _talk(self, connected: Message, record: CallRecord) -> None:
+        assert self.client is not None
+        leg = self.leg = self._media_leg(connected) if self.config.media else None
+        try:
+            if leg is not None:
+                await leg.start()
+            ended = await self._until_end(record.call_id, leg)
+        finally:
+            if leg is not None:
+                record.media = leg.summary()
+                self.leg = None
+                await leg.close()
+                for track in leg.tracks:
+                    track.stop()
+        record.end_reason = ended.get("reason")
+        record.ended_by = ended.get("by")
+        record.duration_s = ended.get("duration_s")
+        log.info("call %s: ended (%s)", record.call_id, record.end_reason)
+
+    def _media_leg(self, connected: Message) -> MediaLeg:
+        assert self.client is not None
+        tracks = [ToneAudioTrack(freq=660.0), SyntheticVideoTrack()]
+        ice = list(connected.get("ice_servers") or [])
+        return MediaLeg(self.client, connected["call_id"], ice, tracks)
+
+    async def _until_end(self, call_id: str, leg: MediaLeg | None) -> Message:
+        """Handle the call's messages until ``call.ended``; hang up when the talk time is over."""
+        assert self.client is not None
+        loop = asyncio.get_running_loop()
+        talk = self.config.talk_s if self.config.talk_s is not None else self.config.max_call_s
+        hangup_at = loop.time() + talk
+        hung_up = False
+        while True:
+            wait = max(hangup_at - loop.time(), 0.0) if not hung_up else 30.0
+            try:
+                msg = await self.client.next(*CALL_TYPES, timeout=wait, call_id=call_id)
+            except TimeoutError:
+                if hung_up:
+                    raise BotError(f"call {call_id}: no call.ended after hangup") from None
+                hung_up = True
+                with contextlib.suppress(ServerError):
+                    await self.client.request("call.hangup", call_id=call_id)
+                continue
+            if msg["type"] == "call.ended":
+                return msg
+            if leg is not None and msg["type"] == "media.failed":
+                log.info("call %s: media failed (%s), offering again", call_id, msg.get("reason"))
+                await leg.start()
+            elif leg is not None and msg["type"] == "call.connected" and leg.state != "connected":
+                await leg.start()
+
+    async def _wrapup(self) -> None:
+        assert self.client is not None
+        self._set_state("wrapup")
+        if self.config.wrapup_s is not None:
+            await asyncio.sleep(self.config.wrapup_s)
+            await self.client.request("presence.set", status="available")
+        self._set_state("available")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The bot's command line."""
+    p = argparse.ArgumentParser(prog="tsunagu bot", description="automatic answering interpreter")
+    p.add_argument("--server", required=True, help="http://host:port of a signaling node")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password-stdin", action="store_true", required=True,
+                   help="read the password from the first line of standard input")
+    p.add_argument("--no-media", action="store_true", help="answer without WebRTC")
+    p.add_argument("--accept-delay", type=float, default=0.0, metavar="S")
+    p.add_argument("--decline-rate", type=float, default=0.0, metavar="R")
+    p.add_argument("--talk", type=float, default=10.0, metavar="S",
+                   help="hang up after S seconds (0: wait for the other side)")
+    p.add_argument("--wrapup", type=float, default=None, metavar="S",
+                   help="end wrap-up after S seconds (default: the server's wrap-up)")
+    p.add_argument("--calls", type=int, default=None, help="stop after N answered calls")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m interpreter_console.bot``: run one bot and print its report as JSON."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    password = sys.stdin.readline().rstrip("\n")
+    config = BotConfig(
+        server=args.server, username=args.username, password=password,
+        media=not args.no_media, accept_delay_s=args.accept_delay,
+        decline_rate=args.decline_rate, talk_s=args.talk or None,
+        wrapup_s=args.wrapup, max_calls=args.calls, seed=args.seed,
+    )
+    bot = AnsweringBot(config)
+    try:
+        report = asyncio.run(bot.run())
+    except KeyboardInterrupt:
+        report = bot.report
+    except (BotError, ServerError) as exc:
+        print(f"bot: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(asdict(report), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

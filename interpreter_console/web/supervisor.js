@@ -1,0 +1,397 @@
+// /supervisor: live queues, interpreters, calls, today's numbers, a chart of
+// waits through the day and the CSV report. Everything comes from `stats`
+// (stats.subscribe over the WebSocket); nothing reloads.
+
+import { applyText, formatDuration, makeText, setBilingual } from "/static/common/tsunagu-ui.js";
+import { startStaffSession } from "/static/staff/staff-session.js";
+
+const TIME_ZONE = "Asia/Tokyo"; // the deployment's zone (PROTOCOL.md section 8)
+
+const TEXT = {
+  "login.title": { ja: "監督画面 サインイン", en: "Supervisor sign-in" },
+  "login.username": { ja: "ユーザー名", en: "Username" },
+  "login.password": { ja: "パスワード", en: "Password" },
+  "login.submit": { ja: "サインイン", en: "Sign in" },
+  "login.bad": { ja: "ユーザー名またはパスワードが違います。", en: "Wrong username or password." },
+  "login.role": { ja: "このアカウントではこの画面を使えません。", en: "This account cannot use this page." },
+  "login.down": { ja: "サーバーにつながりません。少し待ってから、もう一度お試しください。", en: "Cannot reach the server. Wait a moment and try again." },
+  "login.expired": { ja: "サインインの期限が切れました。もう一度サインインしてください。", en: "Your sign-in has expired. Please sign in again." },
+  "login.empty": { ja: "ユーザー名とパスワードを入れてください。", en: "Enter your username and password." },
+  "app.title": { ja: "監督画面", en: "Supervisor" },
+  "app.logout": { ja: "サインアウト", en: "Sign out" },
+  "conn.open": { ja: "接続中", en: "Live" },
+  "conn.connecting": { ja: "接続しています…", en: "Connecting…" },
+  "conn.reconnecting": { ja: "再接続しています…", en: "Reconnecting…" },
+  "conn.offline": { ja: "ネットワークが切れています", en: "Network lost" },
+  "updated": { ja: "更新 {time}", en: "Updated {time}" },
+  "today.title": { ja: "今日の実績", en: "Today" },
+  "stat.waiting": { ja: "待ち", en: "Waiting" },
+  "stat.answered": { ja: "応答", en: "Answered" },
+  "stat.sl": { ja: "{s}秒以内応答率", en: "Answered within {s} s" },
+  "stat.asa": { ja: "平均待ち時間", en: "Mean wait" },
+  "stat.abandon": { ja: "放棄率", en: "Abandon rate" },
+  "stat.offered": { ja: "受付", en: "Offered" },
+  "queues.title": { ja: "言語別の待ち", en: "Queues by language" },
+  "tile.oldest": { ja: "最長待ち", en: "Oldest wait" },
+  "tile.available": { ja: "受付可", en: "Available" },
+  "tile.offered": { ja: "着信中", en: "Offered" },
+  "tile.in_call": { ja: "通話中", en: "In call" },
+  "tile.wrapup": { ja: "後処理", en: "Wrap-up" },
+  "tile.away": { ja: "離席", en: "Away" },
+  "tile.today": { ja: "今日 応答{answered}件・応答率{sl}%・平均{asa}秒", en: "Today {answered} answered, {sl}% in time, mean {asa} s" },
+  "alarm": { ja: "{language}: 待っている人がいて、応答できる通訳者がいないか、待ちが長くなっています", en: "{language}: callers are waiting with nobody free, or waiting too long" },
+  "calls.title": { ja: "進行中の呼び出し", en: "Live calls" },
+  "calls.none": { ja: "進行中の呼び出しはありません", en: "No live calls" },
+  "interp.title": { ja: "通訳者", en: "Interpreters" },
+  "interp.none": { ja: "通訳者はいません", en: "No interpreters" },
+  "col.ward": { ja: "区", en: "Ward" },
+  "col.counter": { ja: "窓口", en: "Counter" },
+  "col.language": { ja: "言語", en: "Language" },
+  "col.state": { ja: "状態", en: "State" },
+  "col.wait": { ja: "待ち", en: "Wait" },
+  "col.duration": { ja: "通話", en: "Talk" },
+  "col.interpreter": { ja: "通訳者", en: "Interpreter" },
+  "col.quality": { ja: "品質", en: "Quality" },
+  "col.name": { ja: "名前", en: "Name" },
+  "col.in_state": { ja: "経過", en: "Time in state" },
+  "col.languages": { ja: "言語", en: "Languages" },
+  "chart.title": { ja: "今日の待ち時間の推移", en: "Waits through the day" },
+  "chart.none": { ja: "今日応答した呼び出しはまだありません", en: "No answered calls yet today" },
+  "chart.desc": { ja: "応答した呼び出しごとの待ち時間（縦軸 秒）と受付時刻（横軸）", en: "Wait of each answered call (seconds) by time it entered the queue" },
+  "csv.title": { ja: "CSV レポート", en: "CSV report" },
+  "csv.from": { ja: "開始日", en: "From" },
+  "csv.to": { ja: "終了日", en: "To" },
+  "csv.download": { ja: "ダウンロード", en: "Download" },
+  "csv.working": { ja: "作成しています…", en: "Preparing…" },
+  "csv.done": { ja: "ダウンロードしました", en: "Downloaded" },
+  "csv.failed": { ja: "ダウンロードできませんでした（{why}）", en: "Download failed ({why})" },
+  "state.available": { ja: "受付可", en: "Available" },
+  "state.offered": { ja: "着信中", en: "Offered" },
+  "state.in_call": { ja: "通話中", en: "In call" },
+  "state.wrapup": { ja: "後処理", en: "Wrap-up" },
+  "state.away": { ja: "離席", en: "Away" },
+  "state.offline": { ja: "オフライン", en: "Offline" },
+  "state.queued": { ja: "待ち", en: "Queued" },
+  "state.connecting": { ja: "接続中", en: "Connecting" },
+  "state.connected": { ja: "通話中", en: "Connected" },
+};
+
+const t = makeText(TEXT);
+const $ = (sel) => document.querySelector(sel);
+const ui = {
+  conn: $("#conn"),
+  updated: $("#updated"),
+  tiles: $("#tiles"),
+  calls: $("#calls"),
+  interpreters: $("#interpreters"),
+  chart: $("#chart"),
+  csvStatus: $("#csv-status"),
+  announce: $("#announce"),
+};
+
+const state = {
+  client: null,
+  snapshot: null,
+  skew: 0, // server clock - local clock, ms
+  languages: [],
+  alarms: new Set(),
+};
+
+const serverNow = () => Date.now() + state.skew;
+
+function languageName(code) {
+  const l = state.languages.find((x) => x.code === code);
+  return l ? l.name : code;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("data-")) node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
+  return node;
+}
+
+function bilingual(text) {
+  const span = el("span", { class: "inline" });
+  setBilingual(span, text);
+  return span;
+}
+
+function stateBadge(s) {
+  const key = `state.${s}`;
+  const label = TEXT[key] ? `${TEXT[key].ja} / ${TEXT[key].en}` : s;
+  return el("span", { class: "state-badge", "data-state": s }, label);
+}
+
+function fmtNum(v, digits = 1) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "–";
+  return Number.isInteger(v) ? String(v) : v.toFixed(digits);
+}
+
+function setStat(name, value, digits) {
+  const node = document.querySelector(`[data-stat="${name}"]`);
+  if (!node) return;
+  node.textContent = fmtNum(value, digits);
+  if (typeof value === "number") node.dataset.value = String(value); else delete node.dataset.value;
+}
+
+// --- rendering ---------------------------------------------------------------
+
+function renderToday(snap) {
+  const today = snap.today || {};
+  const waiting = (snap.languages || []).reduce((n, l) => n + (l.waiting || 0), 0);
+  setStat("waiting", waiting, 0);
+  setStat("answered", today.answered, 0);
+  setStat("offered", today.offered, 0);
+  setStat("service_level_pct", today.service_level_pct, 1);
+  setStat("asa_s", today.asa_s, 1);
+  setStat("abandon_rate_pct", today.abandon_rate_pct, 1);
+  setBilingual($("#sl-label"), t("stat.sl", { s: today.service_level_s ?? 30 }));
+}
+
+function renderTiles(snap) {
+  const slS = (snap.today && snap.today.service_level_s) || 30;
+  const tiles = [];
+  const alarms = new Set();
+  for (const l of snap.languages || []) {
+    const alarm = l.waiting > 0 && (l.available === 0 || (l.oldest_wait_s || 0) > slS);
+    if (alarm) alarms.add(l.code);
+    const dl = el("dl");
+    const rows = [
+      ["tile.oldest", formatDuration(l.oldest_wait_s || 0)],
+      ["tile.available", l.available], ["tile.offered", l.offered], ["tile.in_call", l.in_call],
+      ["tile.wrapup", l.wrapup], ["tile.away", l.away],
+    ];
+    for (const [key, value] of rows) {
+      dl.append(el("dt", {}, bilingual(t(key))), el("dd", { "data-field": key.slice(5) }, value ?? 0));
+    }
+    tiles.push(el("article", { class: `tile${alarm ? " alarm" : ""}`, "data-language": l.code },
+      el("h3", {}, `${languageName(l.code)} `, el("small", {}, l.code)),
+      el("p", { class: "waiting" }, el("span", { class: "value", "data-field": "waiting" }, l.waiting || 0),
+        bilingual(t("stat.waiting"))),
+      dl,
+      todayLine(snap.today && snap.today.by_language && snap.today.by_language[l.code])));
+  }
+  ui.tiles.replaceChildren(...tiles);
+  const fresh = [...alarms].filter((c) => !state.alarms.has(c));
+  if (fresh.length) {
+    ui.announce.textContent = fresh.map((c) => {
+      const a = t("alarm", { language: languageName(c) });
+      return `${a.ja} / ${a.en}`;
+    }).join("。");
+  }
+  state.alarms = alarms;
+}
+
+function todayLine(day) {
+  if (!day) return "";
+  const text = t("tile.today", {
+    answered: day.answered ?? 0, sl: fmtNum(day.service_level_pct, 0), asa: fmtNum(day.asa_s),
+  });
+  return el("p", { class: "tile-today" }, bilingual(text));
+}
+
+function interpreterName(id, snap) {
+  const i = (snap.interpreters || []).find((x) => x.id === id);
+  return i ? i.name || i.id : id || "";
+}
+
+// A call's quality is either flat {fps, rtt_ms, loss_pct, flags} or the
+// relay's per-leg report {legs: {kiosk: {fps_in, rtt_ms, loss_pct}, ...}, flags}:
+// the worst leg is what the supervisor needs to see.
+function summarizeQuality(q) {
+  if (!q || typeof q !== "object") return null;
+  const flags = [].concat(q.flags || []);
+  if (typeof q.fps === "number" || !q.legs) {
+    return { fps: q.fps, rtt_ms: q.rtt_ms, loss_pct: q.loss_pct, flags };
+  }
+  const legs = Object.values(q.legs).filter((l) => l && typeof l === "object");
+  const nums = (key) => legs.map((l) => l[key]).filter((v) => typeof v === "number");
+  const pick = (values, fn) => (values.length ? fn(...values) : null);
+  return {
+    fps: pick(nums("fps_in"), Math.min),
+    rtt_ms: pick(nums("rtt_ms"), Math.max),
+    loss_pct: pick(nums("loss_pct"), Math.max),
+    flags,
+  };
+}
+
+function renderCalls(snap) {
+  const now = serverNow();
+  const rows = (snap.calls || []).map((c) => {
+    const wait = ((c.answered_ms || now) - c.enqueued_ms) / 1000;
+    const talk = c.answered_ms ? (now - c.answered_ms) / 1000 : null;
+    const q = summarizeQuality(c.quality);
+    const quality = q ? `${fmtNum(q.fps, 0)} fps · ${fmtNum(q.rtt_ms, 0)} ms · ${fmtNum(q.loss_pct)}%${q.flags.length ? ` ⚠ ${q.flags.join(",")}` : ""}` : "–";
+    return el("tr", { "data-call": c.call_id, "data-state": c.state },
+      el("td", {}, c.ward || ""), el("td", {}, c.counter || ""), el("td", {}, languageName(c.language)),
+      el("td", {}, stateBadge(c.state)),
+      el("td", { class: "num", "data-field": "wait" }, formatDuration(wait)),
+      el("td", { class: "num", "data-field": "duration" }, talk === null ? "–" : formatDuration(talk)),
+      el("td", {}, interpreterName(c.interpreter, snap)),
+      el("td", { "data-field": "quality" }, quality));
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 8, class: "empty" }, bilingual(t("calls.none")))));
+  ui.calls.replaceChildren(...rows);
+}
+
+function renderInterpreters(snap) {
+  const now = serverNow();
+  const order = { in_call: 0, offered: 1, wrapup: 2, available: 3, away: 4, offline: 5 };
+  const list = [...(snap.interpreters || [])].sort(
+    (a, b) => (order[a.state] ?? 9) - (order[b.state] ?? 9) || String(a.name).localeCompare(String(b.name)));
+  const rows = list.map((i) => el("tr", { "data-interpreter": i.id, "data-state": i.state },
+    el("td", {}, i.name || i.id), el("td", {}, stateBadge(i.state)),
+    el("td", { class: "num", "data-field": "in_state" }, i.since_ms ? formatDuration((now - i.since_ms) / 1000) : "–"),
+    el("td", {}, (i.languages || []).map(languageName).join(", "))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 4, class: "empty" }, bilingual(t("interp.none")))));
+  ui.interpreters.replaceChildren(...rows);
+}
+
+const hourFormat = new Intl.DateTimeFormat("en-GB", { timeZone: TIME_ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+function hourOfDay(ms) {
+  const [h, m] = hourFormat.format(new Date(ms)).split(":").map(Number);
+  return h + m / 60;
+}
+
+function renderChart(snap) {
+  const waits = (snap.today && Array.isArray(snap.today.waits)) ? snap.today.waits : null;
+  const key = JSON.stringify([waits && waits.length, waits && waits[waits.length - 1]]);
+  if (key === state.chartKey) return; // redraw only on change
+  state.chartKey = key;
+  if (!waits || !waits.length) {
+    ui.chart.replaceChildren(el("p", { class: "empty" }, bilingual(t("chart.none"))));
+    return;
+  }
+  const slS = (snap.today && snap.today.service_level_s) || 30;
+  const pts = waits.map(([at, w]) => [hourOfDay(at), w]);
+  const x0 = Math.min(8, Math.floor(Math.min(...pts.map((p) => p[0]))));
+  const x1 = Math.max(18, Math.ceil(Math.max(...pts.map((p) => p[0]))));
+  const maxW = Math.max(slS * 1.5, ...pts.map((p) => p[1]));
+  const step = [10, 30, 60, 120, 300, 600, 1200, 1800].find((s) => maxW / s <= 6) || 3600;
+  const y1 = Math.ceil(maxW / step) * step;
+  const W = 720; const H = 220; const L = 48; const R = 24; const T = 12; const B = 28;
+  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (y) => H - B - (y / y1) * (H - T - B);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  const desc = t("chart.desc");
+  svg.setAttribute("aria-label", `${desc.ja} / ${desc.en}: ${pts.length}`);
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+    return n;
+  };
+  for (let y = 0; y <= y1; y += step) {
+    add("line", { x1: L, x2: W - R, y1: sy(y), y2: sy(y), stroke: "#d5d7de" });
+    add("text", { x: L - 6, y: sy(y) + 4, "text-anchor": "end", "font-size": 11, fill: "#44474e" }, y >= 60 ? `${y / 60}m` : `${y}s`);
+  }
+  for (let x = x0; x <= x1; x += x1 - x0 > 12 ? 2 : 1) {
+    add("text", { x: sx(x), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#44474e" }, `${x}:00`);
+  }
+  add("line", { x1: L, x2: W - R, y1: sy(slS), y2: sy(slS), stroke: "#a4161a", "stroke-dasharray": "6 4" });
+  add("text", { x: W - R, y: sy(slS) - 4, "text-anchor": "end", "font-size": 11, fill: "#a4161a" }, `${slS}s`);
+  for (const [x, y] of pts) {
+    add("circle", { cx: sx(x).toFixed(1), cy: sy(Math.min(y, y1)).toFixed(1), r: 4, fill: y > slS ? "#a4161a" : "#0b4fbd", "fill-opacity": 0.8 });
+  }
+  ui.chart.replaceChildren(svg);
+}
+
+function render() {
+  const snap = state.snapshot;
+  if (!snap) return;
+  renderToday(snap);
+  renderTiles(snap);
+  renderCalls(snap);
+  renderInterpreters(snap);
+  renderChart(snap);
+  const time = new Date(snap.at_ms || Date.now()).toLocaleTimeString("ja-JP", { timeZone: TIME_ZONE });
+  setBilingual(ui.updated, t("updated", { time }));
+  ui.updated.classList.add("inline");
+}
+
+function onStats(msg) {
+  if (typeof msg.at_ms === "number") state.skew = msg.at_ms - Date.now();
+  state.snapshot = msg;
+  render();
+}
+
+// Durations tick between snapshots.
+setInterval(() => {
+  if (!state.snapshot) return;
+  renderCalls(state.snapshot);
+  renderInterpreters(state.snapshot);
+}, 1000);
+
+// --- CSV -----------------------------------------------------------------------
+
+const dateFormat = new Intl.DateTimeFormat("en-CA", { timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit" });
+
+async function downloadCsv(from, to) {
+  setBilingual(ui.csvStatus, t("csv.working"));
+  try {
+    const token = state.client && state.client.currentToken();
+    const res = await fetch(`/api/calls.csv?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
+      headers: { Authorization: `Bearer ${token}` },
+      credentials: "same-origin",
+    });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const blob = await res.blob();
+    const url = URL.createObjectURL(blob.type ? blob : new Blob([blob], { type: "text/csv" }));
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = `tsunagu-calls-${from}_${to}.csv`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    setBilingual(ui.csvStatus, t("csv.done"));
+  } catch (err) {
+    setBilingual(ui.csvStatus, t("csv.failed", { why: err.message }));
+  }
+}
+
+// --- wiring ------------------------------------------------------------------
+
+applyText(t);
+const csvForm = $("#csv");
+const today = dateFormat.format(new Date());
+csvForm.elements.from.value = today;
+csvForm.elements.to.value = today;
+csvForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const from = csvForm.elements.from.value;
+  const to = csvForm.elements.to.value;
+  if (from && to) downloadCsv(from <= to ? from : to, from <= to ? to : from);
+});
+
+const session = startStaffSession({
+  t,
+  page: "supervisor",
+  roles: ["supervisor", "admin"],
+  onClient: (client) => {
+    state.client = client;
+    client.on("status", (s) => {
+      ui.conn.dataset.status = s;
+      const key = `conn.${s}`;
+      if (TEXT[key]) setBilingual(ui.conn, t(key));
+    });
+    client.on("welcome", (m) => {
+      state.languages = Array.isArray(m.languages) ? m.languages : [];
+      if (typeof m.server_time_ms === "number") state.skew = m.server_time_ms - Date.now();
+      // Subscribe on every (re)connect: a new socket starts unsubscribed.
+      client.request("stats.subscribe", {}).catch(() => {});
+    });
+    client.on("stats", onStats);
+    window.tsunagu = { client, state };
+  },
+});
+$("#logout").addEventListener("click", () => session.signOut());

@@ -1,0 +1,158 @@
+"""``python -m kiosk_client``: the counter app, windowed or headless.
+
+    python -m kiosk_client --server http://127.0.0.1:8080 --token-file kiosk.token
+    python -m kiosk_client --server URL --token-file F --headless --source synthetic \
+        --call jsl --duration 10        # one call, then a JSON summary on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiortc.mediastreams import MediaStreamTrack
+
+from kiosk_client.camera import Camera, parse_source
+from kiosk_client.camera_check import FaceDetector, check_picture
+from kiosk_client.endpoints import server_urls
+from kiosk_client.media import prepare_rtc
+from kiosk_client.screen import ScreenState
+from kiosk_client.session import KioskSession
+from kiosk_client.tracks import SourceVideoTrack, SyntheticVideoTrack, ToneAudioTrack
+from signaling.client import ServerError, SignalingClient
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The kiosk's command line."""
+    p = argparse.ArgumentParser(prog="tsunagu kiosk", description="tsunagu counter kiosk")
+    p.add_argument("--server", required=True, help="http://host:port of a signaling node")
+    p.add_argument("--token-file", required=True, type=Path, help="file with the device token")
+    p.add_argument("--headless", action="store_true", help="no window (tests, screenless kiosks)")
+    p.add_argument("--source", default="0",
+                   help='camera: device index, video or image file, or "synthetic"')
+    p.add_argument("--call", metavar="LANG", help="headless: place one call in this language")
+    p.add_argument("--priority", default="normal", choices=("normal", "urgent"))
+    p.add_argument("--duration", type=float, default=10.0, metavar="S",
+                   help="headless: talk this long after media connects, then hang up")
+    p.add_argument("--max-wait", type=float, default=120.0, metavar="S",
+                   help="headless: give up if nobody answers within S seconds")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--size", default="1280x720", help="window size when not full screen")
+    p.add_argument("--windowed", action="store_true", help="do not go full screen")
+    p.add_argument("--no-early-release", action="store_true",
+                   help="keep aiortc's stock jitter buffer (for latency comparisons)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def make_tracks_factory(camera: Camera | None, fps: float) -> Callable[[], list[MediaStreamTrack]]:
+    """A function making fresh (audio, video) tracks for each call."""
+    def make() -> list[MediaStreamTrack]:
+        video: MediaStreamTrack
+        if camera is None:
+            video = SyntheticVideoTrack(fps=fps)
+        else:
+            video = SourceVideoTrack(camera, fps=fps)
+        return [ToneAudioTrack(), video]
+    return make
+
+
+async def camera_check(camera: Camera | None, wait_s: float = 1.5) -> dict[str, Any]:
+    """Check the camera's picture (in a worker thread) and describe the result."""
+    if camera is None:
+        return {"skipped": "synthetic source"}
+    for _ in range(int(wait_s / 0.05)):  # the camera thread publishes; poll its slot
+        if camera.latest_bgr() is not None:
+            break
+        await asyncio.sleep(0.05)
+    result = await asyncio.to_thread(lambda: check_picture(camera.latest_bgr(), FaceDetector()))
+    return {"ok": result.ok, "problems": [str(p) for p in result.problems],
+            "brightness": round(result.brightness, 1), "faces": len(result.faces),
+            "advice": [en for _, en in result.advice()]}
+
+
+async def _one_call(session: KioskSession, args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    queued = await session.request_call(args.call, priority=args.priority)
+    out: dict[str, Any] = {"call_id": session.call_id, "position": queued.get("position"),
+                           "estimated_wait_s": queued.get("estimated_wait_s")}
+    state = await session.wait_for(ScreenState.IN_CALL, ScreenState.ENDED, ScreenState.ERROR,
+                                   within_s=args.max_wait)
+    if state is ScreenState.IN_CALL:
+        out["answered_after_s"] = round(time.monotonic() - started, 3)
+        assert session.leg is not None
+        out["media_connected"] = await session.leg.wait_connected(within_s=20.0)
+        try:
+            await session.wait_for(ScreenState.ENDED, ScreenState.ERROR, within_s=args.duration)
+        except TimeoutError:
+            await session.hangup()
+            await session.wait_for(ScreenState.ENDED, ScreenState.ERROR, within_s=15.0)
+    out["media"] = session.leg.summary() if session.leg is not None else None
+    out["end_reason"] = session.end_reason
+    out["state"] = str(session.state)
+    return out
+
+
+async def run_headless(args: argparse.Namespace) -> dict[str, Any]:
+    """Connect, check the camera, place one call if asked, and return a summary."""
+    _, ws_url = server_urls(args.server)
+    client = SignalingClient(ws_url, args.token_file.read_text().strip())
+    source = parse_source(args.source)
+    camera = None if source == "synthetic" else Camera(source, fps=args.fps)
+    if camera is not None:
+        camera.start()
+    session = KioskSession(client, make_tracks_factory(camera, args.fps))
+    try:
+        welcome = await client.connect()
+        prepare_rtc(early_release=not args.no_early_release)
+        reader = asyncio.create_task(session.run(), name="kiosk-session")
+        summary: dict[str, Any] = {"kiosk": (welcome.get("user") or {}).get("id"),
+                                   "camera_check": await camera_check(camera)}
+        if args.call:
+            summary["call"] = await _one_call(session, args)
+        else:
+            await reader  # a screenless kiosk: stay connected until stopped
+        summary["reconnects"] = client.reconnects
+        reader.cancel()
+        return summary
+    finally:
+        await session.close()
+        await client.close()
+        if camera is not None:
+            camera.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point (``tsunagu kiosk`` and ``python -m kiosk_client``)."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        if args.headless:
+            summary = asyncio.run(run_headless(args))
+            print(json.dumps(summary, ensure_ascii=False))
+            call = summary.get("call")
+            return 0 if call is None or call.get("state") == "ended" else 1
+        from kiosk_client.display import DisplayUnavailable, run_windowed
+
+        try:
+            return asyncio.run(run_windowed(args))
+        except DisplayUnavailable as exc:
+            print(f"kiosk: {exc}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        return 130
+    except (ServerError, TimeoutError, OSError, aiohttp.ClientError) as exc:
+        print(f"kiosk: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,228 @@
+"""The kiosk's side of the protocol: place a call, follow the queue, run media, end.
+
+``KioskSession`` reads the server's pushed messages and keeps what the
+screen needs (state, queue position, chat, the media leg). It is shared by
+the windowed app and the headless runner. Reconnecting and resuming is done
+by the SignalingClient underneath; after a resume the server resends the
+call's state and this class carries on from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc.mediastreams import MediaStreamTrack
+
+from kiosk_client.media import MediaLeg
+from kiosk_client.screen import Language, ScreenState
+from signaling.client import Message, SignalingClient
+
+log = logging.getLogger(__name__)
+
+PUSHED = ("call.queued", "call.position", "call.connected", "call.ended", "media.failed",
+          "chat", "_closed", "_reconnected")
+
+END_MESSAGES: dict[str, tuple[str, str]] = {
+    "hangup": ("通話が終わりました。", "The call has ended."),
+    "cancelled": ("呼び出しをやめました。", "The call was cancelled."),
+    "no_interpreter": ("ただいまこの言語の通訳者がいません。窓口の職員にお知らせください。",
+                       "No interpreter for this language is available now. Please tell the staff."),
+    "timeout": ("お待たせしました。ただいま通訳者につながりません。",
+                "Sorry, no interpreter could take the call in time."),
+    "peer_lost": ("通訳者との接続が切れました。", "The connection to the interpreter was lost."),
+    "transferred": ("別の通訳者におつなぎします。", "Transferring you to another interpreter."),
+    "failed": ("通話できませんでした。もう一度お試しください。",
+               "The call failed. Please try again."),
+}
+CLOSED = ("サーバーに接続できません。職員にお知らせください。",
+          "Cannot reach the service. Please tell the staff.")
+
+
+def end_message(reason: str | None) -> tuple[str, str]:
+    """What to tell the resident when a call ends for ``reason``."""
+    return END_MESSAGES.get(reason or "", END_MESSAGES["hangup"])
+
+
+def languages_of(welcome: Message) -> tuple[Language, ...]:
+    """The language buttons from ``welcome.languages``."""
+    return tuple(
+        Language(code=str(lang["code"]), name=str(lang.get("name") or lang["code"]),
+                 name_en=str(lang.get("name_en") or lang.get("name") or lang["code"]))
+        for lang in welcome.get("languages", [])
+    )
+
+
+class KioskSession:
+    """One kiosk's calls over one signaling connection."""
+
+    def __init__(self, client: SignalingClient,
+                 make_tracks: Callable[[], list[MediaStreamTrack]],
+                 on_video: Callable[[av.VideoFrame], None] | None = None) -> None:
+        self.client = client
+        self.make_tracks = make_tracks
+        self.on_video = on_video
+        self.state = ScreenState.HOME
+        self.call_id: str | None = None
+        self.language: str | None = None
+        self.position: int | None = None
+        self.estimated_wait_s: float | None = None
+        self.peer: dict[str, Any] = {}
+        self.chat: list[str] = []
+        self.message: tuple[str, str] | None = None
+        self.end_reason: str | None = None
+        self.leg: MediaLeg | None = None
+        self.changed = asyncio.Event()
+        self._leg_task: asyncio.Task[None] | None = None
+        self._tracks: list[MediaStreamTrack] = []
+        self._early: list[Message] = []
+        self._adopt = False
+
+    def _set_state(self, state: ScreenState) -> None:
+        if state is not self.state:
+            log.info("kiosk call %s: %s -> %s", self.call_id, self.state, state)
+            self.state = state
+        self.changed.set()
+
+    async def run(self) -> None:
+        """Handle pushed messages until the connection closes for good."""
+        while True:
+            try:
+                msg = await self.client.next(*PUSHED, timeout=3600)
+            except TimeoutError:
+                continue
+            if msg["type"] == "_closed":
+                self.message = CLOSED
+                self._set_state(ScreenState.ERROR)
+                return
+            await self.handle(msg)
+
+    async def handle(self, msg: Message) -> None:
+        """Apply one pushed message."""
+        kind = msg["type"]
+        if kind == "_reconnected" or not self._ours(msg):
+            return
+        match kind:
+            case "call.queued" | "call.position":
+                self.position = msg.get("position")
+                self.estimated_wait_s = msg.get("estimated_wait_s")
+                self._set_state(ScreenState.WAITING)
+            case "call.connected":
+                self.peer = dict(msg.get("peer") or {})
+                self._set_state(ScreenState.IN_CALL)
+                if self.leg is None or self.leg.state != "connected":
+                    self._start_leg(list(msg.get("ice_servers") or []))
+            case "media.failed":
+                log.info("kiosk call %s: media failed (%s)", self.call_id, msg.get("reason"))
+                self._start_leg(self.leg.ice_servers if self.leg else [])
+            case "chat":
+                sender = (msg.get("from") or {}).get("name") or ""
+                self.chat.append(f"{sender}: {msg.get('text', '')}")
+                self.changed.set()
+            case "call.ended" if msg.get("reason") == "transferred":
+                await self._stop_media()
+                self.leg, self._adopt = None, True
+                self.message = end_message("transferred")
+                self._set_state(ScreenState.WAITING)
+            case "call.ended":
+                await self._ended(msg.get("reason"))
+
+    def _ours(self, msg: Message) -> bool:
+        """Whether ``msg`` is about our call; keep messages that may be (see request_call)."""
+        call_id = msg.get("call_id")
+        if call_id is None or call_id == self.call_id:
+            return True
+        if self._adopt and msg["type"] in ("call.queued", "call.connected"):
+            log.info("kiosk call %s: continues as %s", self.call_id, call_id)
+            self.call_id, self._adopt = str(call_id), False
+            return True
+        # A push can overtake the reply to call.request: keep it until the call id is known.
+        self._early = [*self._early[-15:], msg]
+        return False
+
+    def _start_leg(self, ice_servers: list[dict[str, Any]]) -> None:
+        assert self.call_id is not None
+        if self.leg is None:
+            self._tracks = self.make_tracks()
+            self.leg = MediaLeg(self.client, self.call_id, ice_servers, self._tracks,
+                                on_video=self.on_video)
+        if self._leg_task is not None and not self._leg_task.done():
+            self._leg_task.cancel()
+        self._leg_task = asyncio.create_task(self._offer(), name="kiosk-media-offer")
+
+    async def _offer(self) -> None:
+        assert self.leg is not None
+        try:
+            await self.leg.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the server answers media.failed or we offer on resume
+            log.warning("kiosk call %s: media offer failed: %s", self.call_id,
+                        type(exc).__name__)
+
+    async def _ended(self, reason: str | None) -> None:
+        self.end_reason = reason
+        self.message = end_message(reason)
+        await self._stop_media()
+        self._set_state(ScreenState.ENDED)
+
+    async def _stop_media(self) -> None:
+        if self._leg_task is not None:
+            self._leg_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._leg_task
+        if self.leg is not None:
+            await self.leg.close()
+        for track in self._tracks:
+            track.stop()
+
+    async def request_call(self, language: str, priority: str = "normal") -> Message:
+        """Ask for an interpreter; returns ``call.queued``."""
+        self.leg, self._tracks, self.chat, self.end_reason = None, [], [], None
+        self.language = language
+        queued = await self.client.request("call.request", language=language, priority=priority)
+        self.call_id = str(queued["call_id"])
+        await self.handle(queued)
+        early, self._early = self._early, []
+        for msg in early:
+            if msg.get("call_id") == self.call_id:
+                await self.handle(msg)
+        return queued
+
+    async def cancel(self) -> None:
+        """Give up while waiting (hang up if the call was answered meanwhile)."""
+        if self.call_id is not None:
+            kind = "call.hangup" if self.state is ScreenState.IN_CALL else "call.cancel"
+            await self.client.request(kind, call_id=self.call_id)
+
+    async def hangup(self) -> None:
+        """End the call."""
+        if self.call_id is not None:
+            await self.client.request("call.hangup", call_id=self.call_id)
+
+    async def send_chat(self, text: str) -> None:
+        """Send a chat line to the interpreter."""
+        if self.call_id is not None and text.strip():
+            await self.client.request("chat.send", call_id=self.call_id, text=text[:2000])
+
+    def home(self) -> None:
+        """Back to the language buttons."""
+        self.call_id, self.position, self.estimated_wait_s = None, None, None
+        self.message = None
+        self._set_state(ScreenState.HOME)
+
+    async def wait_for(self, *states: ScreenState, within_s: float) -> ScreenState:
+        """Wait until the session is in one of ``states``; TimeoutError otherwise."""
+        async with asyncio.timeout(within_s):
+            while self.state not in states:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.state
+
+    async def close(self) -> None:
+        """Stop media."""
+        await self._stop_media()

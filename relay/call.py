@@ -1,0 +1,217 @@
+"""A call at the relay: two legs, and the packets and feedback forwarded between them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
+
+from relay.forwarder import MID_URI, build_packet, parse_header, translate_extensions, unwrap_rtx
+from relay.leg import Leg
+from relay.quality import InboundLoss, call_flags
+
+logger = logging.getLogger(__name__)
+
+PARTIES = ("kiosk", "interpreter")
+EventSink = Callable[[str, str, str, str], Awaitable[None]]  # call_id, party, event, reason
+
+
+def other_party(party: str) -> str:
+    return "interpreter" if party == "kiosk" else "kiosk"
+
+
+class Call:
+    """Forwards RTP from each leg to the other without decoding, and feedback upstream."""
+
+    def __init__(self, call_id: str, ice_servers: list[dict[str, Any]],
+                 on_event: EventSink) -> None:
+        self.call_id = call_id
+        self.modality: str | None = None
+        self.legs: dict[str, Leg] = {}
+        self.created = time.monotonic()
+        self._ice_servers = ice_servers
+        self._on_event = on_event
+        self._id_maps: dict[tuple[int, int], dict[int, int] | None] = {}
+
+    async def offer(self, party: str, sdp: str, modality: str | None) -> str:
+        """Answer a party's offer with a new leg, replacing its previous leg if any."""
+        if modality:
+            self.modality = modality
+        leg = Leg(self.call_id, party, self._ice_servers, self._forward_rtp,
+                  self._handle_rtcp, self._leg_state)
+        try:
+            answer = await leg.answer(sdp)
+        except BaseException:
+            await leg.close()
+            raise
+        old = self.legs.get(party)
+        self.legs[party] = leg
+        self._id_maps.clear()
+        if old is not None:
+            logger.info("call %s: %s leg replaced", self.call_id, party)
+            await old.close()
+        return answer
+
+    async def close(self) -> None:
+        """Close both legs."""
+        legs, self.legs = list(self.legs.values()), {}
+        for leg in legs:
+            await leg.close()
+
+    # -- media ------------------------------------------------------------------
+
+    def _forward_rtp(self, src: Leg, data: bytes) -> None:
+        if self.legs.get(src.party) is not src:
+            return  # a replaced leg, still closing
+        try:
+            h = parse_header(data)
+        except ValueError:
+            return
+        codec = src.inbound.get(h.payload_type)
+        if codec is None:
+            return
+        if codec.rtx_apt is not None:
+            main_ssrc = src.in_ssrc.get(codec.kind)
+            original = src.inbound.get(codec.rtx_apt)
+            if main_ssrc is None or original is None:
+                return
+            h, codec = unwrap_rtx(h, codec.rtx_apt, main_ssrc), original
+        elif src.in_ssrc.get(codec.kind) != h.ssrc:
+            src.in_ssrc[codec.kind] = h.ssrc
+        c = src.counters
+        c.packets_in += 1
+        c.bytes_in += len(data)
+        video = codec.kind == "video"
+        if video and h.marker:
+            c.frames_in += 1
+        loss = c.loss.get(h.ssrc)
+        if loss is None:
+            loss = c.loss[h.ssrc] = InboundLoss()
+        loss.add(h.sequence_number)
+
+        dst = self.legs.get(other_party(src.party))
+        if dst is None or not dst.connected:
+            return
+        out = dst.out.get(codec.kind)
+        pt = out.pt_by_key.get(codec.key) if out is not None else None
+        if out is None or pt is None:
+            dst.counters.dropped_out += 1  # no codec in common: the transcoding case
+            return
+        seq, ts = out.anchor.map(h.ssrc, h.sequence_number, h.timestamp,
+                                 time.monotonic() * 1000, codec.clock_rate)
+        ext = translate_extensions(h, self._id_map(src, dst, codec.kind), out.mid_elem)
+        packet = build_packet(h, pt, seq, ts, out.ssrc, ext)
+        out.cache.put(seq, packet)
+        dst.send_rtp(out, packet, ts, len(h.payload), video and h.marker == 1)
+
+    def _id_map(self, src: Leg, dst: Leg, kind: str) -> dict[int, int] | None:
+        """Incoming to outgoing extension ids; None when the block can pass unchanged."""
+        key = (id(src), id(dst.out[kind]))
+        if key in self._id_maps:
+            return self._id_maps[key]
+        out = dst.out[kind]
+        id_map: dict[int, int] | None = {
+            i: out.ext_ids[uri] for i, uri in src.in_ext_uris.items()
+            if uri in out.ext_ids and uri != MID_URI}
+        same_ids = src.in_ext_by_kind.get(kind) == {i: u for u, i in out.ext_ids.items()}
+        if same_ids and src.in_mids.get(kind) == out.mid:
+            id_map = None
+        self._id_maps[key] = id_map
+        return id_map
+
+    # -- feedback ------------------------------------------------------------------
+
+    async def _handle_rtcp(self, src: Leg, data: bytes) -> None:
+        try:
+            packets = RtcpPacket.parse(data)
+        except ValueError:
+            return
+        for p in packets:
+            if isinstance(p, RtcpPsfbPacket) and p.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                src.counters.plis += 1
+                await self.request_keyframe(other_party(src.party))
+            elif isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP:
+                await self._forward_remb(src, p)
+            elif isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK:
+                src.counters.nacks += 1
+                await self._answer_nack(src, p)
+
+    async def request_keyframe(self, party: str) -> None:
+        """Ask ``party``'s endpoint for a keyframe (PLI) on the video it sends."""
+        leg = self.legs.get(party)
+        if leg is None or not leg.connected or "video" not in leg.in_ssrc:
+            return
+        sender_ssrc = leg.out["video"].ssrc if "video" in leg.out else 1
+        pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=sender_ssrc,
+                             media_ssrc=leg.in_ssrc["video"])
+        await leg.send_rtcp("video", bytes(pli))
+
+    async def _forward_remb(self, src: Leg, p: RtcpPsfbPacket) -> None:
+        try:
+            bitrate, _ssrcs = unpack_remb_fci(p.fci)
+        except ValueError:
+            return
+        src.counters.remb_bps = bitrate
+        up = self.legs.get(other_party(src.party))
+        if up is None or not up.connected or "video" not in up.in_ssrc:
+            return
+        sender_ssrc = up.out["video"].ssrc if "video" in up.out else 1
+        remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
+                              fci=pack_remb_fci(bitrate, [up.in_ssrc["video"]]))
+        await up.send_rtcp("video", bytes(remb))
+
+    async def _answer_nack(self, src: Leg, p: RtcpRtpfbPacket) -> None:
+        """Resend what the relay still holds; ask the sending endpoint for the rest."""
+        kind = src.out_kind_of(p.media_ssrc)
+        if kind is None:
+            return
+        out = src.out[kind]
+        missing = []
+        for seq in p.lost:
+            cached = out.cache.get(seq)
+            if cached is None:
+                missing.append(out.anchor.unmap_seq(seq))
+            elif src.connected:
+                src.send_rtp(out, cached, out.anchor.last_ts, 0, False)
+        up = self.legs.get(other_party(src.party))
+        if not missing or up is None or not up.connected or kind not in up.in_ssrc:
+            return
+        sender_ssrc = up.out[kind].ssrc if kind in up.out else 1
+        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc,
+                               media_ssrc=up.in_ssrc[kind])
+        nack.lost = sorted(missing)
+        await up.send_rtcp(kind, bytes(nack))
+
+    # -- state -----------------------------------------------------------------------
+
+    async def _leg_state(self, leg: Leg, state: str) -> None:
+        if self.legs.get(leg.party) is not leg:
+            return  # a replaced leg closing
+        if state == "connected":
+            await self._on_event(self.call_id, leg.party, "leg_connected", "")
+            # the new leg needs a picture now, not at the sender's next keyframe
+            await self.request_keyframe(other_party(leg.party))
+        elif state == "failed":
+            await self._on_event(self.call_id, leg.party, "leg_failed", leg.failure_reason())
+        elif state == "closed" and not leg.closed:
+            await self._on_event(self.call_id, leg.party, "leg_failed", "closed")
+
+    def quality(self, relay_id: str) -> dict[str, Any]:
+        """Per-leg rates since the last call, and the call's flags (call every interval)."""
+        legs = {party: leg.rates.update(leg.counters, leg.rtt_s())
+                for party, leg in self.legs.items()}
+        return {"relay_id": relay_id, "legs": legs,
+                "flags": call_flags(self.modality, legs)}

@@ -1,0 +1,145 @@
+"""A relay node: its calls, admission control, and the loop that reports to Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from relay import control
+from relay.call import Call
+from relay.errors import AtCapacity, BadOffer
+from relay.quality import ProcessCpu
+from relay.registry import HEARTBEAT_S, Registry
+from relay.rtc_internals import restrict_ice_addresses
+from signaling.config import parse_ice_addresses, parse_ice_servers
+
+logger = logging.getLogger(__name__)
+
+# bench/relay_bench.py measured 0.020-0.027 core per a+v call at 16-24 calls (30 fps
+# delivered); 25 per core keeps the relay under ~0.65 of a core with room for keyframe
+# bursts. One relay process forwards on one event loop, so it uses one core at most:
+# its capacity is one core's worth; run one relay per core for more (docs/media.md).
+CALLS_PER_CORE = 25
+CPU_LIMIT = 0.85  # of one core: refuse new calls above this, before the loop saturates
+
+
+def default_capacity() -> int:
+    """``TSUNAGU_RELAY_CAPACITY``, else one core's worth of calls (CALLS_PER_CORE)."""
+    raw = os.environ.get("TSUNAGU_RELAY_CAPACITY")
+    return int(raw) if raw else CALLS_PER_CORE
+
+
+class RelayNode:
+    """The calls a relay serves; refuses a new call that would exceed its capacity."""
+
+    def __init__(self, relay_id: str, capacity: int, ice_servers: list[dict[str, Any]],
+                 registry: Registry | None = None, cpu_limit: float | None = None) -> None:
+        self.relay_id = relay_id
+        self.capacity = capacity
+        self.ice_servers = ice_servers
+        self.registry = registry
+        self.calls: dict[str, Call] = {}
+        self.cpu = ProcessCpu()
+        self.cpu_limit = CPU_LIMIT if cpu_limit is None else cpu_limit
+
+    async def offer(self, call_id: str, party: str, sdp: str, modality: str | None) -> str:
+        """Answer a party's offer; a new call is admitted only below capacity."""
+        call = self.calls.get(call_id)
+        if call is None:
+            if len(self.calls) >= self.capacity or self.cpu.value > self.cpu_limit:
+                logger.info("call %s: refused, %d/%d calls, cpu %.2f", call_id,
+                            len(self.calls), self.capacity, self.cpu.value)
+                raise AtCapacity
+            call = self.calls[call_id] = Call(call_id, self.ice_servers, self._event)
+        try:
+            answer = await call.offer(party, sdp, modality)
+        except BadOffer:
+            if not call.legs and self.calls.get(call_id) is call:
+                del self.calls[call_id]
+            raise
+        if self.calls.get(call_id) is not call:  # ended while we were answering
+            await call.close()
+        return answer
+
+    async def end(self, call_id: str) -> None:
+        """Close a call's legs (idempotent)."""
+        call = self.calls.pop(call_id, None)
+        if call is not None:
+            await call.close()
+            logger.info("call %s: ended", call_id)
+
+    async def close_all(self) -> None:
+        for call_id in list(self.calls):
+            await self.end(call_id)
+
+    async def _event(self, call_id: str, party: str, event: str, reason: str) -> None:
+        logger.info("call %s leg %s: %s %s", call_id, party, event, reason)
+        if self.registry is not None:
+            await self.registry.event(call_id, party, event, reason)
+
+    def quality_reports(self) -> dict[str, dict[str, Any]]:
+        """Each call's quality over the last interval (advances the interval)."""
+        return {cid: call.quality(self.relay_id) for cid, call in self.calls.items()}
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The calls and their latest per-leg quality, for GET /v1/calls."""
+        return [{"call_id": cid, "modality": call.modality,
+                 "legs": {p: {"connected": leg.connected, **leg.rates.current}
+                          for p, leg in call.legs.items()}}
+                for cid, call in self.calls.items()]
+
+    async def tick(self) -> None:
+        """Sample CPU, publish quality and heartbeat (errors logged, never raised)."""
+        cpu = self.cpu.sample()
+        reports = self.quality_reports()
+        if self.registry is None:
+            return
+        try:
+            await self.registry.quality(reports)
+            await self.registry.heartbeat(self.capacity, len(self.calls), cpu)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("relay %s: heartbeat failed: %s", self.relay_id, exc)
+
+
+async def serve(host: str, port: int, redis_url: str, secret: bytes, *,
+                capacity: int | None = None, relay_id: str | None = None,
+                public_url: str | None = None) -> None:
+    """Run a relay node until cancelled: control API, registration, forwarding."""
+    restrict_ice_addresses(parse_ice_addresses(os.environ.get("TSUNAGU_ICE_ADDRESSES")))
+    ice_servers = parse_ice_servers(os.environ.get("TSUNAGU_ICE_SERVERS"))
+    relay_id = relay_id or "r_" + secrets.token_hex(4)
+    node = RelayNode(relay_id, capacity or default_capacity(), ice_servers)
+    await run(node, host, port, redis_url, secret, public_url=public_url)
+
+
+async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: bytes, *,
+              public_url: str | None = None) -> None:
+    """Serve ``node``'s control API and keep it registered until cancelled."""
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2.0)
+    runner = web.AppRunner(control.make_app(node, secret), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        url = public_url or f"http://{host}:{bound_port}"
+        node.registry = Registry(redis, node.relay_id, url)
+        logger.info("relay %s serving on %s, capacity %d", node.relay_id, url, node.capacity)
+        while True:
+            await node.tick()
+            await asyncio.sleep(HEARTBEAT_S)
+    finally:
+        await node.close_all()
+        if node.registry is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await node.registry.unregister()
+        await runner.cleanup()
+        await redis.aclose()

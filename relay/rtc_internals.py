@@ -1,0 +1,218 @@
+"""Every aiortc / aioice internal that tsunagu relies on, in one place.
+
+aiortc 1.16.0 (pinned) has no public API for packets beneath its frame
+pipeline, for the ICE host addresses, or for releasing a video frame on its
+marker packet. Everything private that the relay and the Python endpoints
+touch is reached through the functions here, and ``tests/relay/test_rtc_internals.py``
+checks each of them, so an aiortc upgrade fails there first.
+
+Seams used (see docs/media.md):
+
+- ``aioice.ice.get_host_addresses``: module global looked up by
+  ``Connection.gather_candidates``; replaced to restrict host candidates.
+- ``aiortc.jitterbuffer.JitterBuffer.add``: wrapped to release a video frame
+  on its marker packet when the frame's packets are contiguous.
+- ``RTCDtlsTransport._handle_rtp_data`` / ``_handle_rtcp_data``: per-instance
+  override, called after SRTP removal with the plain packet bytes.
+- ``RTCDtlsTransport._send_rtp``: SRTP protect + send of plain RTP/RTCP bytes.
+- ``RTCDtlsTransport._rtp_header_extensions_map``: the negotiated extension ids.
+- ``RTCRtpSender`` name-mangled report state (``__ntp_timestamp``,
+  ``__rtp_timestamp``, ``__packet_count``, ``__octet_count``, ``__rtt``),
+  so the relay's own Sender Reports and RTT follow the forwarded stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aioice.ice
+import pylibsrtp
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import clock as rtc_clock
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
+
+RtpHandler = Callable[[bytes, int], Awaitable[None]]
+RtcpHandler = Callable[[bytes], Awaitable[None]]
+
+_ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+_ORIGINAL_JITTER_ADD = JitterBuffer.add
+
+
+# -- ICE -----------------------------------------------------------------------
+
+
+def restrict_ice_addresses(addresses: list[str] | None) -> None:
+    """Make aioice gather host candidates only on ``addresses`` (None: aioice's default)."""
+    if addresses is None:
+        aioice.ice.get_host_addresses = _ORIGINAL_GET_HOST_ADDRESSES
+        return
+    chosen = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+def rtc_configuration(ice_servers: list[dict[str, Any]]) -> RTCConfiguration:
+    """An RTCConfiguration with explicit iceServers (an empty list contacts no STUN server)."""
+    servers = [
+        RTCIceServer(
+            urls=s["urls"], username=s.get("username"), credential=s.get("credential")
+        )
+        for s in ice_servers
+    ]
+    return RTCConfiguration(iceServers=servers)
+
+
+# -- early frame release ---------------------------------------------------------
+
+
+def _early_add(self: JitterBuffer, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+    pli_flag, frame = _ORIGINAL_JITTER_ADD(self, packet)
+    if frame is not None or not self._is_video or not packet.marker or self._origin is None:
+        return pli_flag, frame
+    return pli_flag, _release_marked_frame(self, packet)
+
+
+def _release_marked_frame(buffer: JitterBuffer, marker: RtpPacket) -> JitterFrame | None:
+    """The frame ending at ``marker`` if every packet from the origin up to it is there."""
+    origin = buffer._origin
+    assert origin is not None
+    count = uint16_add(marker.sequence_number, -origin) + 1
+    if count > buffer.capacity:
+        return None
+    packets: list[Any] = []
+    for i in range(count):
+        packet = buffer._packets[(origin + i) % buffer.capacity]
+        if packet is None or packet.timestamp != marker.timestamp:
+            return None
+        packets.append(packet)
+    buffer.remove(count)
+    return JitterFrame(data=b"".join(p._data for p in packets), timestamp=marker.timestamp)
+
+
+def install_early_frame_release() -> None:
+    """Release each video frame on its marker packet when complete (idempotent)."""
+    JitterBuffer.add = _early_add  # type: ignore[method-assign]
+
+
+def uninstall_early_frame_release() -> None:
+    """Restore aiortc's own jitter buffer (release on the next frame's first packet)."""
+    JitterBuffer.add = _ORIGINAL_JITTER_ADD  # type: ignore[method-assign]
+
+
+# -- packet seams beneath the frame pipeline ----------------------------------------
+
+
+def dtls_transports(pc: RTCPeerConnection) -> list[Any]:
+    """The distinct DTLS transports of a peer connection's media transceivers."""
+    seen: dict[int, Any] = {}
+    for transceiver in pc.getTransceivers():
+        transport = transceiver.receiver.transport
+        seen.setdefault(id(transport), transport)
+    return list(seen.values())
+
+
+def tap_transport(dtls: Any, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
+    """Hand this transport's decrypted RTP and RTCP to the handlers instead of aiortc's."""
+    dtls._handle_rtp_data = on_rtp
+    dtls._handle_rtcp_data = on_rtcp
+
+
+async def deliver_rtcp_to_aiortc(dtls: Any, data: bytes) -> None:
+    """Let aiortc's own routing see an RTCP compound packet (RTT, reports)."""
+    await type(dtls)._handle_rtcp_data(dtls, data)
+
+
+def transport_connected(dtls: Any) -> bool:
+    """Whether SRTP is set up and the transport can send."""
+    return bool(dtls.state == "connected" and dtls._tx_srtp is not None)
+
+
+async def send_plain(dtls: Any, data: bytes) -> None:
+    """SRTP-protect plain RTP or RTCP bytes and send them; ConnectionError if not connected."""
+    await dtls._send_rtp(data)
+
+
+def header_extensions_map(dtls: Any) -> Any:
+    """The transport's negotiated RTP header extension ids (an aiortc HeaderExtensionsMap)."""
+    return dtls._rtp_header_extensions_map
+
+
+def note_sent(sender: RTCRtpSender, rtp_timestamp: int, payload_bytes: int) -> None:
+    """Keep the sender's Sender Report state in step with a forwarded packet."""
+    state: Any = sender
+    state._RTCRtpSender__ntp_timestamp = rtc_clock.current_ntp_time()
+    state._RTCRtpSender__rtp_timestamp = rtp_timestamp
+    state._RTCRtpSender__octet_count += payload_bytes
+    state._RTCRtpSender__packet_count += 1
+
+
+def sender_rtt(sender: RTCRtpSender) -> float | None:
+    """The sender's smoothed round-trip time in seconds, from the far end's reports."""
+    rtt: float | None = getattr(sender, "_RTCRtpSender__rtt", None)
+    return rtt
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC an aiortc sender announced in its SDP."""
+    ssrc: int = getattr(sender, "_ssrc")  # noqa: B009 - private, reached only here
+    return ssrc
+
+
+def observe_sent(dtls: Any, on_sent: Callable[[bytes], None]) -> None:
+    """Call ``on_sent`` with each plain RTP/RTCP packet before this transport protects it."""
+    original = dtls._send_rtp
+
+    async def send_rtp(data: bytes) -> None:
+        on_sent(data)
+        await original(data)
+
+    dtls._send_rtp = send_rtp
+
+
+# -- the synchronous fast path: SRTP in, SRTP out, no task switch per packet ---------------
+
+MAX_SEND_BUFFER = 256 * 1024  # bytes queued in a UDP transport before packets are dropped
+
+
+def install_rtp_fast_path(dtls: Any, on_rtp: Callable[[bytes], None]) -> None:
+    """Decrypt this leg's SRTP as aioice receives it and call ``on_rtp`` synchronously.
+
+    Skips aioice's receive queue and the DTLS transport's receive task: the packet is
+    unprotected and handed over in the same event-loop callback that read it. SRTCP,
+    DTLS and everything else still take aiortc's own path.
+    """
+    connection = dtls.transport._connection
+    original = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        rx = dtls._rx_srtp
+        if rx is not None and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
+            try:
+                plain = rx.unprotect(data)
+            except pylibsrtp.Error:
+                return
+            on_rtp(plain)
+            return
+        original(data, component)
+
+    connection.data_received = data_received
+
+
+def send_rtp_now(dtls: Any, data: bytes) -> bool:
+    """SRTP-protect and send at once on the selected pair; False (dropped) if it cannot."""
+    tx = dtls._tx_srtp
+    pair = dtls.transport._connection._nominated.get(1)
+    if tx is None or pair is None or dtls.state != "connected":
+        return False
+    transport = pair.protocol.transport
+    if transport is None or transport.get_write_buffer_size() > MAX_SEND_BUFFER:
+        return False
+    transport.sendto(tx.protect(data), pair.remote_addr)
+    return True

@@ -1,0 +1,72 @@
+"""The kiosk entry point: camera check of a picture file, and a clear refusal without a screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kiosk_client.app import camera_check, main, parse_args
+from kiosk_client.camera import Camera
+
+
+async def test_camera_check_reads_a_picture_file_in_its_thread(person: np.ndarray,
+                                                               tmp_path: Path) -> None:
+    path = tmp_path / "counter.png"
+    cv2.imwrite(str(path), person)
+    camera = Camera(str(path))
+    camera.start()
+    try:
+        result = await camera_check(camera)
+    finally:
+        camera.stop()
+    assert result["ok"] is True and result["faces"] == 1
+    assert camera.frames_read >= 1
+
+
+async def test_camera_check_says_what_to_fix(faceless: np.ndarray, tmp_path: Path) -> None:
+    path = tmp_path / "empty.png"
+    cv2.imwrite(str(path), faceless)
+    camera = Camera(str(path))
+    camera.start()
+    try:
+        result = await camera_check(camera)
+    finally:
+        camera.stop()
+    assert result["ok"] is False and result["problems"] == ["no_face"]
+    assert result["advice"] == ["No face in view. Please sit facing the camera."]
+
+
+async def test_a_camera_that_gives_nothing_is_reported() -> None:
+    camera = Camera(str(Path("/nonexistent/camera.png")))
+    camera.start()
+    try:
+        result = await camera_check(camera, wait_s=0.3)
+    finally:
+        camera.stop()
+    assert result["problems"] == ["no_picture"]
+    assert camera.failed is not None
+
+
+async def test_synthetic_source_skips_the_check() -> None:
+    assert await camera_check(None) == {"skipped": "synthetic source"}
+
+
+def test_headless_options() -> None:
+    args = parse_args(["--server", "http://127.0.0.1:9", "--token-file", "t", "--headless",
+                       "--source", "synthetic", "--call", "jsl", "--duration", "5"])
+    assert args.headless and args.call == "jsl" and args.duration == 5.0
+
+
+def test_without_window_support_the_app_says_so(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    token = tmp_path / "t"
+    token.write_text("x")
+    gui = cv2.getBuildInformation().split("GUI:")[1].split("\n")[0].strip()
+    assert gui == "NONE", "this test expects opencv-python-headless (no HighGUI)"
+    code = main(["--server", "http://127.0.0.1:9", "--token-file", str(token),
+                 "--source", "synthetic"])
+    assert code == 2
+    assert "--headless" in capsys.readouterr().err

@@ -1,0 +1,85 @@
+"""Packet rewriting between legs (pure, no network)."""
+
+from __future__ import annotations
+
+import struct
+
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from relay.forwarder import (
+    PacketCache,
+    StreamAnchor,
+    build_packet,
+    mid_element,
+    parse_header,
+    translate_extensions,
+    unwrap_rtx,
+)
+
+ABS = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+
+
+def ext_map(ids: dict[str, int]) -> HeaderExtensionsMap:
+    m = HeaderExtensionsMap()
+    m.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=i, uri=u) for u, i in ids.items()]))
+    return m
+
+
+def test_packet_rewritten_with_other_legs_fields_and_extension_ids() -> None:
+    incoming = RtpPacket(payload_type=96, marker=1, sequence_number=65535, timestamp=90000,
+                         ssrc=1111, payload=b"\x10vp8-payload")
+    incoming.extensions.mid = "0"
+    incoming.extensions.abs_send_time = 0x123456
+    data = incoming.serialize(ext_map({MID: 1, ABS: 3}))
+
+    h = parse_header(data)
+    assert (h.payload_type, h.sequence_number, h.ssrc, h.marker) == (96, 65535, 1111, 1)
+    ext = translate_extensions(h, {3: 2}, mid_element(4, "video"))
+    out = build_packet(h, 120, 7, 1234, 2222, ext)
+
+    parsed = RtpPacket.parse(out, ext_map({ABS: 2, MID: 4}))
+    assert (parsed.payload_type, parsed.sequence_number, parsed.timestamp, parsed.ssrc) == (
+        120, 7, 1234, 2222)
+    assert parsed.marker == 1 and parsed.payload == b"\x10vp8-payload"
+    assert parsed.extensions.abs_send_time == 0x123456
+    assert parsed.extensions.mid == "video"
+
+
+def test_rtx_is_unwrapped_to_the_original_packet() -> None:
+    rtx = RtpPacket(payload_type=97, sequence_number=5, timestamp=10, ssrc=9,
+                    payload=struct.pack("!H", 4242) + b"data")
+    h = unwrap_rtx(parse_header(rtx.serialize()), payload_type=96, ssrc=1111)
+    assert (h.payload_type, h.sequence_number, h.ssrc, h.payload) == (96, 4242, 1111, b"data")
+
+
+def test_anchor_keeps_output_continuous_when_the_source_changes() -> None:
+    anchor = StreamAnchor()
+    assert anchor.map(1, 100, 5000, 0.0, 90000) == (100, 5000)
+    assert anchor.map(1, 101, 8000, 33.0, 90000) == (101, 8000)
+    # a re-offered leg: new SSRC, random sequence numbers and timestamps
+    seq, ts = anchor.map(2, 40000, 777, 66.0, 90000)
+    assert seq == 102 and ts == 8000 + 33 * 90
+    assert anchor.map(2, 40001, 777 + 3000, 99.0, 90000) == (103, ts + 3000)
+    assert anchor.unmap_seq(103) == 40001
+
+
+def test_packet_cache_answers_only_what_it_holds() -> None:
+    cache = PacketCache(size=4)
+    cache.put(10, b"a")
+    cache.put(14, b"b")  # evicts 10
+    assert cache.get(14) == b"b" and cache.get(10) is None and cache.get(11) is None
+
+
+def test_extension_block_kept_when_both_legs_negotiated_the_same_ids() -> None:
+    incoming = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, ssrc=3, payload=b"x")
+    incoming.extensions.mid = "1"
+    incoming.extensions.abs_send_time = 42
+    data = incoming.serialize(ext_map({MID: 1, ABS: 3}))
+    h = parse_header(data)
+    out = build_packet(h, 96, 9, 2, 4, translate_extensions(h, None, b""))
+    parsed = RtpPacket.parse(out, ext_map({MID: 1, ABS: 3}))
+    assert parsed.extensions.mid == "1" and parsed.extensions.abs_send_time == 42
+    assert (parsed.sequence_number, parsed.ssrc, parsed.payload) == (9, 4, b"x")

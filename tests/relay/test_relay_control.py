@@ -1,0 +1,127 @@
+"""The relay's control API, admission control and registration in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from relay.errors import AtCapacity
+from relay.node import RelayNode
+from signaling.redis_keys import Keys
+from signaling.redis_server import RedisServer
+from signaling.tokens import mint, mint_service_token
+from tests.conftest import TEST_SECRET
+from tests.relay.conftest import RunningRelay, start_relay, stop_relay
+from tests.relay.relay_peers import Peer, post_offer
+
+pytestmark = pytest.mark.webrtc
+
+
+async def new_offer() -> tuple[Peer, str]:
+    peer = Peer("p")
+    return peer, await peer.offer()
+
+
+async def test_admission_refuses_call_past_capacity(
+        redis: aioredis.Redis, redis_server: RedisServer, http: aiohttp.ClientSession) -> None:
+    relay = await start_relay(redis_server.url, "r_small", capacity=2)
+    peers: list[Peer] = []
+    try:
+        for call_id in ("a", "b"):
+            peer, sdp = await new_offer()
+            peers.append(peer)
+            status, _ = await post_offer(http, relay.url, TEST_SECRET, call_id, "kiosk", sdp)
+            assert status == 200
+        peer, sdp = await new_offer()
+        peers.append(peer)
+        status, body = await post_offer(http, relay.url, TEST_SECRET, "c", "kiosk", sdp)
+        assert (status, body) == (503, {"error": "capacity"})
+        # a party of an admitted call may still offer (it is not a new call)
+        status, _ = await post_offer(http, relay.url, TEST_SECRET, "b", "interpreter", sdp)
+        assert status == 200
+        assert sorted(relay.node.calls) == ["a", "b"]
+        headers = {"Authorization": f"Bearer {mint_service_token(TEST_SECRET)}"}
+        async with http.delete(f"{relay.url}/v1/calls/a", headers=headers) as resp:
+            assert resp.status == 200
+        async with http.delete(f"{relay.url}/v1/calls/a", headers=headers) as resp:
+            assert resp.status == 200  # idempotent
+        status, _ = await post_offer(http, relay.url, TEST_SECRET, "c", "kiosk", sdp)
+        assert status == 200
+    finally:
+        for peer in peers:
+            await peer.close()
+        await stop_relay(relay)
+
+
+async def test_requests_need_a_service_token(relay: RunningRelay,
+                                             http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{relay.url}/v1/calls") as resp:
+        assert resp.status == 401
+    kiosk_token = mint(TEST_SECRET, sub="k1", role="kiosk", ttl_s=60)
+    async with http.get(f"{relay.url}/v1/calls",
+                        headers={"Authorization": f"Bearer {kiosk_token}"}) as resp:
+        assert resp.status == 401
+    forged = mint_service_token(b"another-secret-0123456789abcdef0123")
+    async with http.get(f"{relay.url}/v1/calls",
+                        headers={"Authorization": f"Bearer {forged}"}) as resp:
+        assert resp.status == 401
+    headers = {"Authorization": f"Bearer {mint_service_token(TEST_SECRET)}"}
+    async with http.get(f"{relay.url}/v1/calls", headers=headers) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["calls"] == []
+    async with http.get(f"{relay.url}/healthz") as resp:
+        assert resp.status == 200
+
+
+async def test_bad_sdp_is_refused_and_leaves_no_call(relay: RunningRelay,
+                                                     http: aiohttp.ClientSession) -> None:
+    for sdp in ("hello", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video x\r\n"):
+        status, body = await post_offer(http, relay.url, TEST_SECRET, "bad", "kiosk", sdp)
+        assert (status, body) == (400, {"error": "bad_sdp"})
+    assert relay.node.calls == {}
+
+
+async def test_metrics_report_relay_and_legs(relay: RunningRelay,
+                                             http: aiohttp.ClientSession) -> None:
+    peer, sdp = await new_offer()
+    try:
+        status, _ = await post_offer(http, relay.url, TEST_SECRET, "m1", "kiosk", sdp)
+        assert status == 200
+        await relay.node.tick()
+        async with http.get(f"{relay.url}/metrics") as resp:
+            text = await resp.text()
+        assert "tsunagu_relay_calls 1" in text
+        assert "tsunagu_relay_capacity 4" in text
+        assert 'tsunagu_relay_leg_fps_in{call_id="m1",party="kiosk"} 0.0' in text
+    finally:
+        await peer.close()
+
+
+async def test_registration_heartbeat_and_clean_shutdown(
+        redis: aioredis.Redis, redis_server: RedisServer) -> None:
+    keys = Keys()
+    relay = await start_relay(redis_server.url, "r_reg", capacity=7)
+    try:
+        fields = await redis.hgetall(keys.relay("r_reg"))
+        assert fields["url"] == relay.url and fields["capacity"] == "7"
+        assert fields["calls"] == "0" and float(fields["cpu"]) >= 0.0
+        assert 0 < await redis.ttl(keys.relay("r_reg")) <= 10
+        first = int(fields["updated_ms"])
+        await asyncio.sleep(2.3)  # one heartbeat period
+        assert int(await redis.hget(keys.relay("r_reg"), "updated_ms")) > first
+        assert await redis.zscore(keys.relays, "r_reg") is not None
+    finally:
+        await stop_relay(relay)
+    assert not await redis.exists(keys.relay("r_reg"))
+    assert await redis.zscore(keys.relays, "r_reg") is None
+
+
+async def test_busy_relay_refuses_new_calls_before_saturating() -> None:
+    node = RelayNode("r_busy", capacity=10, ice_servers=[], cpu_limit=0.85)
+    node.cpu.value = 0.9  # the forwarding loop used 90% of its core last interval
+    with pytest.raises(AtCapacity):
+        await node.offer("new", "kiosk", "v=0\r\n", "sign")
+    assert node.calls == {}
