@@ -116,6 +116,29 @@ async def place(client: SignalingClient, lang: str, bots: Bots) -> None:
     await client.next("call.ended", timeout=120, call_id=queued["call_id"])
 
 
+async def script_latency(stack: Stack, name: str) -> dict[str, float]:
+    """Quantiles of one routing script's latency as the nodes saw it (from /metrics buckets)."""
+    buckets: dict[float, int] = {}
+    async with aiohttp.ClientSession() as http:
+        for node in stack.nodes:
+            async with http.get(node.base_url + "/metrics") as r:
+                for line in (await r.text()).splitlines():
+                    prefix = f'tsunagu_transition_ms_bucket{{name="{name}",le="'
+                    if line.startswith(prefix):
+                        le = line[len(prefix):].split('"')[0]
+                        bound = float("inf") if le == "+Inf" else float(le)
+                        buckets[bound] = buckets.get(bound, 0) + int(line.split()[-1])
+    total = buckets.get(float("inf"), 0)
+
+    def quantile(q: float) -> float:
+        for bound in sorted(buckets):
+            if buckets[bound] >= q * total:
+                return bound
+        return float("inf")
+
+    return {"count": total, "p50_le_ms": quantile(0.5), "p99_le_ms": quantile(0.99)}
+
+
 def note(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -147,6 +170,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, object]:
         pending.append(asyncio.create_task(place(kiosks[i % len(kiosks)], LANGS[i % 4], bots)))
     await asyncio.gather(*pending)
     paced = list(bots.offer_ms)
+    paced_script = await script_latency(stack, "enqueue")
     note(f"paced phase done: {len(paced)} calls")
 
     # flat out: every kiosk calls at once, twice
@@ -166,6 +190,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, object]:
         "request_to_offer_mean_ms": round(statistics.fmean(paced), 3) if paced else None,
         "routed_calls_per_s": round(routed, 1),
         "idle_connection_kib": round(idle_kib, 1),
+        "paced_enqueue_script_ms": paced_script,
     }
 
 

@@ -103,8 +103,8 @@ class Bus:
                 await self.heartbeat()
                 batches = await self.blocking.xread({inbox: last}, block=2000, count=500)
             except REDIS_ERRORS as exc:
-                log.warning("node %s: inbox read failed (%s); retrying", self.node_id,
-                            type(exc).__name__)
+                log.warning("node %s: inbox read failed (%s: %s); retrying", self.node_id,
+                            type(exc).__name__, exc)
                 await asyncio.sleep(0.5)
                 with contextlib.suppress(*REDIS_ERRORS):
                     await self.reassert()

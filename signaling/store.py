@@ -15,9 +15,13 @@ from redis.retry import Retry
 from signaling.protocol import ErrorCode, ProtocolError
 
 
-def connect(url: str, *, timeout_s: float = 2.0, blocking: bool = False) -> aioredis.Redis:
-    """A client with no automatic retry; ``blocking`` clients (XREAD BLOCK) get no read timeout."""
-    return aioredis.Redis.from_url(
+def connect(url: str, *, timeout_s: float = 2.0, blocking: bool = False,
+            max_connections: int = 64) -> aioredis.Redis:
+    """A client with no automatic retry; ``blocking`` clients (XREAD BLOCK) get no read timeout.
+
+    The pool is bounded and callers wait up to ``timeout_s`` for a free connection, so a burst
+    of requests queues briefly instead of failing or opening hundreds of connections."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         socket_timeout=None if blocking else timeout_s,
@@ -25,8 +29,10 @@ def connect(url: str, *, timeout_s: float = 2.0, blocking: bool = False) -> aior
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
         health_check_interval=0 if blocking else 30,
-        max_connections=256,
+        max_connections=max_connections,
+        timeout=timeout_s,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def unavailable(exc: BaseException, rid: str | None = None) -> ProtocolError:
