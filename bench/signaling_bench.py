@@ -62,7 +62,7 @@ def rss_kib(pid: int) -> int:
 
 async def echo_floor(n: int = 2000) -> dict[str, float]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])
+    proc = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])  # noqa: ASYNC220
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(100):

@@ -9,10 +9,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from signaling import tokens
 from signaling.config import Settings
+from signaling.store import RedisClient
 
 STAFF_ROLES = frozenset({"interpreter", "supervisor", "admin"})
 KIOSK_TOKEN_TTL_S = 5 * 365 * 24 * 3600
@@ -64,7 +63,7 @@ class Principal:
 class Accounts:
     """Accounts and devices in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = settings.keys
@@ -95,13 +94,14 @@ class Accounts:
         return token, user["role"], claims.exp * 1000
 
     async def add_kiosk(self, kiosk_id: str, *, ward: str, counter: str) -> str:
-        """Register (or re-register) a kiosk; earlier tokens of it stop working. Return its token."""
+        """Register (or re-register) a kiosk and return its token; older tokens stop working."""
         gen = await self.redis.hincrby(self.keys.kiosk(kiosk_id), "gen", 1)
         await self.redis.hset(self.keys.kiosk(kiosk_id), mapping={
             "ward": ward, "counter": counter, "revoked": "0"})
-        return tokens.mint(self.settings.secret, sub=kiosk_id, role="kiosk", ttl_s=KIOSK_TOKEN_TTL_S,
-                           audience=self.settings.jwt_audience, issuer=self.settings.jwt_issuer,
-                           algorithm=self.settings.jwt_algorithms[0], gen=gen)
+        s = self.settings
+        return tokens.mint(s.secret, sub=kiosk_id, role="kiosk", ttl_s=KIOSK_TOKEN_TTL_S,
+                           audience=s.jwt_audience, issuer=s.jwt_issuer,
+                           algorithm=s.jwt_algorithms[0], gen=gen)
 
     async def revoke_kiosk(self, kiosk_id: str) -> bool:
         """Refuse every token of this kiosk from now on; False if no such kiosk."""

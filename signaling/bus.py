@@ -15,11 +15,9 @@ import json
 import logging
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from signaling.protocol import now_ms
 from signaling.redis_keys import Keys
-from signaling.store import REDIS_ERRORS
+from signaling.store import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ class Endpoint(Protocol):
 class Bus:
     """This node's side of the client registry and inboxes."""
 
-    def __init__(self, redis: aioredis.Redis, blocking: aioredis.Redis, keys: Keys,
+    def __init__(self, redis: RedisClient, blocking: RedisClient, keys: Keys,
                  node_id: str) -> None:
         self.redis = redis
         self.blocking = blocking

@@ -147,7 +147,9 @@ class SignalingClient:
             raise Disconnected("not connected")
         await self._ws.send_str(json.dumps({"type": type_, **fields}))
 
-    async def request(self, type_: str, *, timeout: float = 10.0, **fields: Any) -> Message:
+    async def request(
+        self, type_: str, *, timeout: float = 10.0, **fields: Any  # noqa: ASYNC109 - API
+    ) -> Message:
         """Send with a fresh ``rid`` and return the direct reply; raise ServerError on error."""
         rid = f"r{next(self._rids)}"
         fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -161,7 +163,9 @@ class SignalingClient:
             raise ServerError(str(reply.get("code")), str(reply.get("message", "")))
         return reply
 
-    async def next(self, *types: str, timeout: float = 10.0, **match: Any) -> Message:
+    async def next(
+        self, *types: str, timeout: float = 10.0, **match: Any  # noqa: ASYNC109 - API
+    ) -> Message:
         """The next pushed message of one of ``types`` whose fields equal ``match``."""
         def pick() -> Message | None:
             for i, m in enumerate(self._backlog):

@@ -41,7 +41,7 @@ def parse_ice_servers(raw: str | None) -> list[dict[str, Any]]:
 
 
 def load_secret(data_dir: Path | None, *, create: bool) -> bytes:
-    """The signing secret: ``TSUNAGU_SECRET``, else ``<data_dir>/secret`` (made once if ``create``)."""
+    """The signing secret: ``TSUNAGU_SECRET``, else ``<data_dir>/secret`` (made if ``create``)."""
     env = os.environ.get("TSUNAGU_SECRET")
     if env:
         secret = env.encode()

@@ -130,7 +130,7 @@ async def _presence(conn: Connection, m: PresenceSet) -> None:
     _check(out, m.rid)
     state = str(out.get("ok"))
     conn.send("presence", rid=m.rid, status=m.status.value, state=state,
-              since_ms=out.get("since_ms"))
+              since_ms=out.get("since_ms"), until_ms=out.get("until_ms"))
     for msg in out.self_messages:
         if msg.get("type") != "presence":  # the reply above already says it
             await conn.push(msg)
@@ -183,7 +183,7 @@ async def _party_call(conn: Connection, call_id: str, rid: str | None) -> dict[s
     """The call's hash, if the sender is one of its two parties and it is answered."""
     p = conn.principal
     assert p is not None
-    call = await conn.node.redis.hgetall(conn.node.settings.keys.call(call_id))
+    call: dict[str, str] = await conn.node.redis.hgetall(conn.node.settings.keys.call(call_id))
     if not call:
         raise ProtocolError(ErrorCode.NOT_FOUND, "no such call", rid)
     field = "kiosk" if p.role == "kiosk" else "interpreter"
@@ -263,7 +263,7 @@ async def _resume_interpreter(conn: Connection, resumed: bool) -> None:
                                            requester=p.client_id)
     state = str(out.get("state"))
     conn.send("presence", status="available" if state not in ("away", "offline") else "away",
-              state=state, since_ms=out.get("since_ms"))
+              state=state, since_ms=out.get("since_ms"), until_ms=out.get("until_ms"))
     call_id = out.get("call_id")
     if not call_id or state not in ("offered", "in_call"):
         return

@@ -20,12 +20,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
 from signaling import tokens
 from signaling.config import Settings
 from signaling.protocol import ErrorCode, ProtocolError, now_ms
-from signaling.store import REDIS_ERRORS
+from signaling.store import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
 RELAY_DEAD_MS = 10_000
@@ -55,7 +54,7 @@ class RelayUnavailable(Exception):
 class RelayPool:
     """Picks relays and forwards media offers to them."""
 
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = settings.keys
@@ -140,7 +139,7 @@ class RelayPool:
 RelayEventHandler = Callable[[dict[str, str]], Awaitable[None]]
 
 
-async def read_relay_events(blocking: aioredis.Redis, settings: Settings,
+async def read_relay_events(blocking: RedisClient, settings: Settings,
                             handle: RelayEventHandler) -> None:
     """Follow the relays' event stream forever, handing each event to ``handle``."""
     stream = settings.keys.relay_events

@@ -15,7 +15,7 @@ class Metrics:
     messages: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     transitions: dict[str, list[int]] = field(default_factory=dict)
-    transition_sum_ms: Counter[str] = field(default_factory=Counter)
+    transition_sum_ms: dict[str, float] = field(default_factory=dict)
 
     def observe(self, name: str, ms: float) -> None:
         counts = self.transitions.setdefault(name, [0] * (len(BUCKETS_MS) + 1))
@@ -23,7 +23,7 @@ class Metrics:
             if ms <= bound:
                 counts[i] += 1
         counts[-1] += 1
-        self.transition_sum_ms[name] += ms
+        self.transition_sum_ms[name] = self.transition_sum_ms.get(name, 0.0) + ms
 
     def render(self, gauges: dict[str, float]) -> str:
         lines = []

@@ -6,8 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from signaling.accounts import Accounts
 from signaling.bus import Bus
 from signaling.config import Settings
@@ -16,6 +14,7 @@ from signaling.media import RelayPool
 from signaling.metrics import Metrics
 from signaling.routing import Router
 from signaling.stats import StatsService
+from signaling.store import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +24,8 @@ class Node:
     """One signaling node: its settings, Redis clients and services."""
 
     settings: Settings
-    redis: aioredis.Redis
-    blocking: aioredis.Redis
+    redis: RedisClient
+    blocking: RedisClient
     router: Router
     accounts: Accounts
     bus: Bus

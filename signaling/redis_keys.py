@@ -133,7 +133,7 @@ class Keys:
         return f"{self.prefix}:relays"
 
     def relay(self, relay_id: str) -> str:
-        """HASH of one relay: url, capacity, calls, cpu, updated_ms. TTL 10 s, refreshed every 2 s."""
+        """HASH of one relay: url, capacity, calls, cpu, updated_ms. TTL 10 s, renewed every 2 s."""
         return f"{self.prefix}:relay:{relay_id}"
 
     @property

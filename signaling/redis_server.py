@@ -89,7 +89,7 @@ class RedisServer:
                 return
             time.sleep(0.05)
         self.stop()
-        raise RedisServerError("redis-server did not answer within %.0f s" % timeout_s)
+        raise RedisServerError(f"redis-server did not answer within {timeout_s:.0f} s")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s)."""

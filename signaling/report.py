@@ -8,11 +8,10 @@ from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import redis.asyncio as aioredis
-
 from signaling.languages import Language
 from signaling.ledger import CallRecord, Ledger, local_date
 from signaling.redis_keys import Keys
+from signaling.store import RedisClient
 
 HEADER = ["call_id", "ward", "counter", "language", "modality", "enqueued", "answered", "ended",
           "wait_s", "talk_s", "outcome", "end_reason", "interpreter_id"]
@@ -56,7 +55,7 @@ def to_csv(table: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-async def calls_csv(redis: aioredis.Redis, keys: Keys, *, first: date, last: date,
+async def calls_csv(redis: RedisClient, keys: Keys, *, first: date, last: date,
                     tz: ZoneInfo, catalogue: dict[str, Language]) -> str:
     """Read the events covering the range and build the CSV."""
     start = day_start_ms(first, tz) - int(LOOKBACK.total_seconds() * 1000)

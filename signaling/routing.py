@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from signaling.config import Settings
 from signaling.protocol import now_ms
+from signaling.store import RedisClient
 
 SCRIPTS = (
     "enqueue", "accept", "decline", "offer_timeout", "cancel", "hangup", "transfer",
@@ -71,7 +71,7 @@ class Outcome:
 class Router:
     """Runs the routing scripts against one Redis (or Cluster slot)."""
 
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.prefix = settings.keys.prefix

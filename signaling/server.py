@@ -22,7 +22,7 @@ from signaling.config import Settings
 from signaling.languages import load_catalogue
 from signaling.media import RelayPool, read_relay_events
 from signaling.node import Node
-from signaling.protocol import ErrorCode, ProtocolError
+from signaling.protocol import ErrorCode
 from signaling.report import calls_csv
 from signaling.routing import Router
 from signaling.session import Connection
@@ -149,7 +149,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(1.0):
             await node.redis.ping()
-    except (*store.REDIS_ERRORS, TimeoutError):
+    except store.REDIS_ERRORS + (TimeoutError,):
         return web.json_response({"ready": False, "redis": "unreachable"}, status=503)
     return web.json_response({"ready": True})
 

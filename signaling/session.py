@@ -23,7 +23,6 @@ from signaling import dispatch
 from signaling.accounts import Principal
 from signaling.media import ice_servers_for
 from signaling.node import Node
-from signaling.stats import estimate_wait_s
 from signaling.protocol import (
     ALLOWED,
     ErrorCode,
@@ -34,6 +33,7 @@ from signaling.protocol import (
     now_ms,
     parse_message,
 )
+from signaling.stats import estimate_wait_s
 from signaling.store import REDIS_ERRORS
 from signaling.tokens import TokenError
 

@@ -16,14 +16,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import redis.asyncio as aioredis
-
 from signaling.config import Settings
 from signaling.languages import Language
 from signaling.ledger import Ledger, summarise
 from signaling.protocol import now_ms
 from signaling.report import day_start_ms
-from signaling.store import REDIS_ERRORS
+from signaling.store import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
 STATES = ("available", "offered", "in_call", "wrapup", "away")
@@ -40,7 +38,7 @@ def estimate_wait_s(position: int, staffed: int, available: int, handle_s: float
     return int(rounds * handle_s)
 
 
-async def live_state(redis: aioredis.Redis, settings: Settings,
+async def live_state(redis: RedisClient, settings: Settings,
                      catalogue: tuple[Language, ...]) -> dict[str, Any]:
     """Queues, interpreters and live calls as they are in Redis now."""
     keys = settings.keys
@@ -86,8 +84,18 @@ def _call_entry(h: dict[str, str], quality: str | None) -> dict[str, Any] | None
     if h.get("answered_ms"):
         entry["answered_ms"] = int(h["answered_ms"])
     if quality:
-        entry["quality"] = json.loads(quality)
+        entry["quality"] = summarise_quality(json.loads(quality))
     return entry
+
+
+def summarise_quality(report: dict[str, Any]) -> dict[str, Any]:
+    """The relay's per-leg report plus the worst leg's fps, RTT and loss at the top level."""
+    legs = report.get("legs") or {}
+    fps = [leg["fps_in"] for leg in legs.values() if leg.get("fps_in") is not None]
+    rtt = [leg["rtt_ms"] for leg in legs.values() if leg.get("rtt_ms") is not None]
+    loss = [leg["loss_pct"] for leg in legs.values() if leg.get("loss_pct") is not None]
+    return {**report, "fps": min(fps) if fps else None, "rtt_ms": max(rtt) if rtt else None,
+            "loss_pct": max(loss) if loss else None, "flags": report.get("flags", [])}
 
 
 def _interp_entry(iid: str, h: dict[str, str]) -> dict[str, Any]:
@@ -98,6 +106,8 @@ def _interp_entry(iid: str, h: dict[str, str]) -> dict[str, Any]:
     }
     if h.get("call_id"):
         entry["call_id"] = h["call_id"]
+    if h.get("until_ms"):
+        entry["until_ms"] = int(h["until_ms"])
     return entry
 
 
@@ -107,7 +117,7 @@ Push = Callable[[dict[str, Any]], Awaitable[None]]
 class StatsService:
     """Follows events; keeps today's ledger; pushes snapshots to subscribers on change."""
 
-    def __init__(self, redis: aioredis.Redis, blocking: aioredis.Redis, settings: Settings,
+    def __init__(self, redis: RedisClient, blocking: RedisClient, settings: Settings,
                  catalogue: tuple[Language, ...]) -> None:
         self.redis = redis
         self.blocking = blocking

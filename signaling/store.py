@@ -7,6 +7,8 @@ routing client has no automatic retry and a bounded socket timeout.
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -14,9 +16,14 @@ from redis.retry import Retry
 
 from signaling.protocol import ErrorCode, ProtocolError
 
+# redis-py's annotations type every reply as ``bytes | str`` whatever the client's
+# decode_responses; ours always decode, so replies are ``str``. The client is typed loosely at
+# this one boundary instead of casting at every call.
+RedisClient: TypeAlias = Any
+
 
 def connect(url: str, *, timeout_s: float = 2.0, blocking: bool = False,
-            max_connections: int = 64) -> aioredis.Redis:
+            max_connections: int = 64) -> RedisClient:
     """A client with no automatic retry; ``blocking`` clients (XREAD BLOCK) get no read timeout.
 
     The pool is bounded and callers wait up to ``timeout_s`` for a free connection, so a burst

@@ -19,10 +19,15 @@ if state == 'offline' then
   set_interp_state(id, 'away')
 elseif state == 'available' then
   if resumed then make_idle(id); match(split(langs)) else unidle(id); set_interp_state(id, 'away') end
+elseif state == 'wrapup' and not resumed then
+  -- A new session starts away (PROTOCOL.md section 5), also right after a call.
+  del_deadline('wrapup', id, '')
+  set_interp_state(id, 'away')
 elseif state == 'in_call' and not resumed then
   redis.call('HSET', key, 'after_call', 'away')
 end
 -- A waiting call whose language had nobody may be waiting on a fail-fast deadline: fine, the
 -- sweeper re-checks who is logged in when it fires.
 return cjson.encode({state = hget(key, 'state'), since_ms = tonumber(hget(key, 'since_ms')),
+  until_ms = tonumber(hget(key, 'until_ms')),
   call_id = call_id, offer_id = hget(key, 'offer_id')})

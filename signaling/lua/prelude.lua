@@ -57,14 +57,17 @@ local function event(ev, fields)
   redis.call('XADD', k('events'), 'MAXLEN', '~', 1000000, '*', unpack(args))
 end
 
-local function set_interp_state(id, state)
+-- until_ms: when wrap-up ends (only for 'wrapup'), so consoles can count down.
+local function set_interp_state(id, state, until_ms)
   local key = k('interp', id)
   local old = hget(key, 'state') or 'offline'
   if old ~= state then
     redis.call('HSET', key, 'state', state, 'since_ms', NOW)
+    if until_ms then redis.call('HSET', key, 'until_ms', until_ms)
+    else redis.call('HDEL', key, 'until_ms') end
     event('presence', {interp = id, from = old, to = state})
     notify('i:' .. id, {type = 'presence', status = (state == 'away' or state == 'offline')
-      and 'away' or 'available', state = state, since_ms = NOW})
+      and 'away' or 'available', state = state, since_ms = NOW, until_ms = until_ms})
   end
 end
 
@@ -190,6 +193,6 @@ local function start_wrapup(interp_id)
   local wrap_ms = tonumber(hget(k('cfg'), 'wrapup_ms') or 15000)
   redis.call('HDEL', key, 'call_id', 'offer_id')
   redis.call('HSET', key, 'idle_since_ms', NOW)
-  set_interp_state(interp_id, 'wrapup')
+  set_interp_state(interp_id, 'wrapup', NOW + wrap_ms)
   add_deadline('wrapup', interp_id, '', NOW + wrap_ms)
 end

@@ -36,4 +36,5 @@ else
     redis.call('HSET', key, 'after_call', 'away')
   end
 end
-return finish({ok = hget(key, 'state'), since_ms = tonumber(hget(key, 'since_ms'))})
+return finish({ok = hget(key, 'state'), since_ms = tonumber(hget(key, 'since_ms')),
+  until_ms = tonumber(hget(key, 'until_ms'))})

@@ -50,7 +50,7 @@ async def test_accept_race_from_two_processes(redis_server: RedisServer,
         await i.request("presence.set", status="available")
         await k.request("call.request", language="jsl")
         offer = await i.next("call.offer")
-        racers = [subprocess.Popen([sys.executable, "-c", RACER, redis_server.url,
+        racers = [subprocess.Popen([sys.executable, "-c", RACER, redis_server.url,  # noqa: ASYNC220
                                     offer["call_id"], offer["offer_id"]],
                                    stdout=subprocess.PIPE, env=dict(os.environ))
                   for _ in range(2)]

@@ -210,6 +210,18 @@ async def test_ready_now_ends_wrapup_early(router: Router, redis: aioredis.Redis
     assert "wrapup|alice|" not in await router.due_deadlines(now=T0 + 100_000)
 
 
+async def test_new_session_during_wrapup_starts_away(router: Router, redis: aioredis.Redis
+                                                     ) -> None:
+    await interp(router, "alice", ["jsl"], now=T0)
+    cid = await call(router, "k1", now=T0 + 1)
+    await router.accept("alice", cid, (await state(redis, cid))["offer_id"], op=op(), now=T0 + 2)
+    await router.hangup("kiosk", "k1", cid, op=op(), now=T0 + 3)
+    assert await redis.hget(K.interp("alice"), "until_ms") == str(T0 + 3 + 15_000)
+    out = await router.interp_connect("alice", ["jsl"], "Alice", resumed=False, now=T0 + 4)
+    assert out.data["state"] == "away"
+    assert "wrapup|alice|" not in await router.due_deadlines(now=T0 + 100_000)
+
+
 async def test_transfer_keeps_original_place(router: Router, redis: aioredis.Redis) -> None:
     await interp(router, "alice", ["jsl", "en"], now=T0)
     await interp(router, "eve", ["vi"], now=T0, available=False)

@@ -49,10 +49,9 @@ async def interpreter(name: str, client: SignalingClient, report: LoadReport,
             asyncio.get_running_loop().call_later(
                 random.uniform(0.01, 0.05), lambda c=current: asyncio.ensure_future(
                     client.send("call.hangup", call_id=c)))
-        elif kind == "call.ended":
-            if msg["call_id"] == current:
-                current = None
-                await client.send("presence.set", status="available")
+        elif kind == "call.ended" and msg["call_id"] == current:
+            current = None
+            await client.send("presence.set", status="available")
 
 
 async def kiosk(client: SignalingClient, lang: str, n_calls: int, report: LoadReport,

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -101,17 +101,17 @@ async def start_inprocess(settings: Settings) -> Node:
 def start_process(redis_url: str, env: dict[str, str] | None = None) -> Node:
     port = free_port()
     # The log goes to a file: a pipe nobody reads would block the server once it is full.
-    log = tempfile.NamedTemporaryFile(prefix=f"signaling-{port}-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "signaling.cli", "signaling", "--host", "127.0.0.1",
-         "--port", str(port), "--redis-url", redis_url],
-        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
-    log.close()
+    with tempfile.NamedTemporaryFile(prefix=f"signaling-{port}-", suffix=".log",
+                                     delete=False) as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "signaling.cli", "signaling", "--host", "127.0.0.1",
+             "--port", str(port), "--redis-url", redis_url],
+            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
     return Node(f"http://127.0.0.1:{port}", proc=proc, log_path=log.name)
 
 
-async def wait_healthy(node: Node, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_healthy(node: Node, within_s: float = 20.0) -> None:
+    deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             with contextlib.suppress(aiohttp.ClientError, OSError):
@@ -119,7 +119,8 @@ async def wait_healthy(node: Node, timeout: float = 20.0) -> None:
                     if r.status == 200:
                         return
             if node.proc is not None and node.proc.poll() is not None:
-                raise RuntimeError(Path(node.log_path or "/dev/null").read_text()[-4000:])
+                log = await asyncio.to_thread(Path(node.log_path or "/dev/null").read_text)
+                raise RuntimeError(log[-4000:])
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{node.base_url} not ready")
 
