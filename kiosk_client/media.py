@@ -17,6 +17,7 @@ from typing import Any
 
 import av
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from kiosk_client.meter import ReceiveStats, TrackMeter
@@ -71,6 +72,9 @@ class MediaLeg:
         self.audio = ReceiveStats("audio")
         self.offers = 0
         self.pc: RTCPeerConnection | None = None
+        # Closing a peer connection ends the tracks it sends, so each connection gets its own
+        # proxies of the sources: a re-offer after media.failed still has a camera to send.
+        self._fanout = MediaRelay()
         self._meters: list[TrackMeter] = []
 
     @property
@@ -86,7 +90,7 @@ class MediaLeg:
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", lambda: self._log_state(pc))
         for track in self.tracks:
-            pc.addTransceiver(track, direction="sendrecv")
+            pc.addTransceiver(self._fanout.subscribe(track, buffered=False), direction="sendrecv")
         _prefer_codecs(pc)
         await pc.setLocalDescription(await pc.createOffer())  # gathers all candidates
         self.offers += 1

@@ -92,6 +92,7 @@ class Settings:
     service_level_s: float = 30.0
     stats_interval_s: float = 2.0
     sweep_interval_s: float = 0.2
+    relay_dead_s: float = 10.0  # a relay whose heartbeat is this old is gone
     redis_timeout_s: float = 2.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     turn_secret: str | None = None
@@ -139,5 +140,6 @@ _NUMERIC_ENV: dict[str, Any] = {
     "stats_interval_s": float,
     "staff_token_ttl_s": int,
     "sweep_interval_s": float,
+    "relay_dead_s": float,
     "auth_timeout_s": float,
 }

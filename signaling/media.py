@@ -27,7 +27,6 @@ from signaling.protocol import ErrorCode, ProtocolError, now_ms
 from signaling.store import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
-RELAY_DEAD_MS = 10_000
 
 
 def ice_servers_for(settings: Settings, call_id: str) -> list[dict[str, Any]]:
@@ -69,7 +68,8 @@ class RelayPool:
 
     async def live_relays(self) -> list[dict[str, str]]:
         """Live relays, least loaded first (by share of capacity used, then CPU)."""
-        ids = await self.redis.zrangebyscore(self.keys.relays, now_ms() - RELAY_DEAD_MS, "+inf")
+        alive_since = now_ms() - int(self.settings.relay_dead_s * 1000)
+        ids = await self.redis.zrangebyscore(self.keys.relays, alive_since, "+inf")
         pipe = self.redis.pipeline(transaction=False)
         for rid in ids:
             pipe.hgetall(self.keys.relay(rid))

@@ -18,7 +18,6 @@ from signaling.store import REDIS_ERRORS
 log = logging.getLogger(__name__)
 LEASE_MS = 2000
 NODE_DEAD_MS = 10_000
-RELAY_DEAD_MS = 10_000
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -45,7 +44,7 @@ class Sweeper:
                 if await self._renew(keys=[self.keys.sweep_lease],
                                      args=[self.node.settings.node_id, LEASE_MS]):
                     await self.sweep_deadlines()
-                    if loop.time() - self._last_liveness > 2.0:
+                    if loop.time() - self._last_liveness > 1.0:
                         self._last_liveness = loop.time()
                         await self.sweep_dead_nodes()
                         await self.sweep_dead_relays()
@@ -91,7 +90,8 @@ class Sweeper:
     async def sweep_dead_relays(self) -> None:
         """Calls on a relay that stopped heartbeating: both parties are told to offer again."""
         redis = self.node.redis
-        dead = set(await redis.zrangebyscore(self.keys.relays, "-inf", now_ms() - RELAY_DEAD_MS))
+        gone_before = now_ms() - int(self.node.settings.relay_dead_s * 1000)
+        dead = set(await redis.zrangebyscore(self.keys.relays, "-inf", gone_before))
         if not dead:
             return
         for call_id in await redis.smembers(self.keys.live_calls):
