@@ -1,0 +1,99 @@
+"""The operator's command: `tsunagu up` on a fresh data directory, admin commands, Ctrl-C."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from signaling.config import Settings
+from signaling.media import ice_servers_for
+from signaling.redis_server import free_port
+from tests.conftest import TEST_SECRET
+
+CLI = [sys.executable, "-m", "signaling.cli"]
+
+
+def env_without_secret() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("TSUNAGU_SECRET", "REDIS_URL")}
+    env["TSUNAGU_ICE_ADDRESSES"] = "127.0.0.1"
+    return env
+
+
+def admin(data: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "admin", *args, "--data-dir", str(data)], input=stdin,
+                          capture_output=True, text=True, timeout=60, env=env_without_secret())
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "tsunagu up exited early"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+@pytest.mark.timeout(120)
+def test_up_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    # admin before `up`: starts the data directory's Redis for the command, makes the secret
+    done = admin(data, "add-user", "alice", "--role", "interpreter", "--languages", "jsl",
+                 "--password-stdin", stdin="a-long-password\n")
+    assert done.returncode == 0, done.stderr
+    assert len((data / "secret").read_text().strip()) >= 32
+    short = admin(data, "add-user", "bob", "--role", "interpreter", "--password-stdin",
+                  stdin="short\n")
+    assert short.returncode == 2
+    port, relay_port = free_port(), free_port()
+    with (tmp_path / "up.log").open("wb") as log:
+        proc = subprocess.Popen([*CLI, "up", "--data-dir", str(data), "--port", str(port),
+                                 "--relay-port", str(relay_port)], stdout=log, stderr=log,
+                                env=env_without_secret())
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        wait_ready(f"http://127.0.0.1:{relay_port}/healthz", proc)
+        token = admin(data, "add-kiosk", "k1", "--ward", "北区", "--counter", "3")
+        assert token.returncode == 0 and token.stdout.count("\n") == 1
+        assert token.stdout.count(".") == 2  # one JWT on one line, nothing else
+        body = b'{"username": "alice", "password": "a-long-password"}'
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/login", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as r:
+            assert r.status == 200  # the user made before `up` is in up's Redis
+        assert (data / "appendonlydir").is_dir()  # AOF persistence is on
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+    assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
+    leftovers = subprocess.run(["pgrep", "-f", str(data / "redis.sock")], capture_output=True)
+    assert leftovers.stdout.strip() == b"", "redis-server left running"
+    # the data survives: the kiosk registered during `up` can be revoked after it
+    assert admin(data, "revoke-kiosk", "k1").returncode == 0
+
+
+def test_turn_credentials_are_minted_per_call() -> None:
+    settings = Settings(secret=TEST_SECRET, turn_secret="coturn-secret", turn_ttl_s=600,
+                        ice_servers=[{"urls": ["stun:stun.example.jp:3478"]},
+                                     {"urls": ["turn:turn.example.jp:3478"]}])
+    stun, turn = ice_servers_for(settings, "c_1")
+    assert "username" not in stun
+    expiry, call = turn["username"].split(":")
+    assert call == "c_1" and 590 <= int(expiry) - time.time() <= 601
+    expected = hmac.new(b"coturn-secret", turn["username"].encode(), hashlib.sha1).digest()
+    assert base64.b64decode(turn["credential"]) == expected
+    assert ice_servers_for(settings, "c_2")[1]["username"].endswith(":c_2")
+    assert ice_servers_for(Settings(secret=TEST_SECRET), "c_1") == []
