@@ -122,7 +122,7 @@ def main() -> int:
     os.environ.setdefault("TSUNAGU_SECRET", secrets.token_urlsafe(48))
     os.environ["TSUNAGU_ICE_ADDRESSES"] = "127.0.0.1"
     os.environ["TSUNAGU_ICE_SERVERS"] = "[]"
-    print(json.dumps(asyncio.run(run(args)), indent=1))
+    print(json.dumps(asyncio.run(run(args))))
     return 0
 
 

@@ -415,6 +415,8 @@ def main() -> None:
     parser.add_argument("--ns", default="1,4,8,16,24")
     parser.add_argument("--stock-ns", default="1,2,4")
     parser.add_argument("--overload", type=int, default=30)
+    parser.add_argument("--no-e2e", action="store_true",
+                        help="skip the kiosk client <-> bot capture-to-decoded measurement")
     args = parser.parse_args()
     if args.worker:
         args.side = args.worker
@@ -439,7 +441,22 @@ def main() -> None:
             report = run_all(args, redis.url, media, tmp)
         finally:
             redis.stop()
+    if not args.no_e2e:
+        report["kiosk_bot_one_call"] = kiosk_bot_latency()
     print(json.dumps(report))
+
+
+def kiosk_bot_latency() -> Any:
+    """Capture-to-decoded latency both ways for one call between the Python kiosk client and
+    the bot through signaling and a relay (bench/e2e_latency.py, in its own process)."""
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("e2e_latency.py")),
+                           "--calls", "1", "--seconds", "10"],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    if done.returncode != 0:
+        return {"error": done.stderr[-500:]}
+    result = json.loads(done.stdout.strip().splitlines()[-1])["results"][0]
+    return {way: {k: result[way][k] for k in ("fps", "latency_ms_p50", "latency_ms_p95")}
+            for way in ("kiosk_to_bot", "bot_to_kiosk")}
 
 
 def run_all(args: argparse.Namespace, redis_url: str, media: Path, tmp: Path) -> dict[str, Any]:

@@ -96,10 +96,6 @@ const NATIVE = {
   jsl: "日本手話", en: "English", zh: "中文", ko: "한국어", vi: "Tiếng Việt",
   pt: "Português", es: "Español", tl: "Tagalog", ne: "नेपाली",
 };
-const JAPANESE = {
-  jsl: "Japanese Sign Language", en: "英語", zh: "中国語", ko: "韓国語", vi: "ベトナム語",
-  pt: "ポルトガル語", es: "スペイン語", tl: "タガログ語", ne: "ネパール語",
-};
 const LANG_TAG = { jsl: "ja", tl: "tl", ne: "ne", zh: "zh", ko: "ko", vi: "vi", pt: "pt", es: "es", en: "en" };
 
 const t = makeText(TEXT);
@@ -179,8 +175,10 @@ function setState(next, reason) {
 function languageLabel(code) {
   const lang = state.languages.find((l) => l.code === code) || { code };
   const native = lang.name || NATIVE[code] || code;
-  let ja = lang.name_ja || JAPANESE[code] || lang.name_en || "";
-  if (ja === native) ja = lang.name_en || JAPANESE[code] || "";
+  // The catalogue (welcome.languages) carries the Japanese name; under a name that is already
+  // Japanese (日本手話) the English one is shown instead.
+  let ja = lang.name_ja || lang.name_en || "";
+  if (ja === native) ja = lang.name_en || "";
   return { native, ja };
 }
 

@@ -4,12 +4,8 @@ local prev = done_before()
 if prev then return prev end
 local interp_id, call_id, offer_id = ARGV[5], ARGV[6], ARGV[7]
 local ckey = k('call', call_id)
-if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
--- A stale offer loses with 'conflict'; the live offer quoted by someone else is 'forbidden'.
-if hget(ckey, 'state') ~= 'offered' or hget(ckey, 'offer_id') ~= offer_id then
-  return finish({err = 'conflict'})
-end
-if hget(ckey, 'interpreter') ~= interp_id then return finish({err = 'forbidden'}) end
+local refused = check_offer(ckey, interp_id, offer_id)
+if refused then return finish({err = refused}) end
 del_deadline('offer', call_id, offer_id)
 local enq = tonumber(hget(ckey, 'enqueued_ms'))
 local first = hget(ckey, 'answered_ms') == nil

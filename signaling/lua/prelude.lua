@@ -149,6 +149,17 @@ local function requeue(call_id, interp_id, passed)
   return lang
 end
 
+-- The fence every answer to an offer passes: the call exists, this offer is the live one
+-- (else 'conflict': a stale offer loses), and it was made to this interpreter ('forbidden').
+local function check_offer(ckey, interp_id, offer_id)
+  if redis.call('EXISTS', ckey) == 0 then return 'not_found' end
+  if hget(ckey, 'state') ~= 'offered' or hget(ckey, 'offer_id') ~= offer_id then
+    return 'conflict'
+  end
+  if hget(ckey, 'interpreter') ~= interp_id then return 'forbidden' end
+  return nil
+end
+
 local function interp_langs(id) return split(hget(k('interp', id), 'languages')) end
 
 local function concat(a, b)
