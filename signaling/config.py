@@ -93,6 +93,7 @@ class Settings:
     stats_interval_s: float = 2.0
     sweep_interval_s: float = 0.2
     relay_dead_s: float = 10.0  # a relay whose heartbeat is this old is gone
+    node_dead_s: float = 10.0  # a signaling node whose heartbeat is this old is gone
     redis_timeout_s: float = 2.0
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     turn_secret: str | None = None
@@ -141,5 +142,6 @@ _NUMERIC_ENV: dict[str, Any] = {
     "staff_token_ttl_s": int,
     "sweep_interval_s": float,
     "relay_dead_s": float,
+    "node_dead_s": float,
     "auth_timeout_s": float,
 }

@@ -17,7 +17,6 @@ from signaling.store import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 LEASE_MS = 2000
-NODE_DEAD_MS = 10_000
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -69,8 +68,8 @@ class Sweeper:
 
     async def sweep_dead_nodes(self) -> None:
         """Clients of a node that stopped heartbeating are disconnected (grace starts)."""
-        dead = await self.node.redis.zrangebyscore(self.keys.nodes, "-inf",
-                                                   now_ms() - NODE_DEAD_MS)
+        gone_before = now_ms() - int(self.node.settings.node_dead_s * 1000)
+        dead = await self.node.redis.zrangebyscore(self.keys.nodes, "-inf", gone_before)
         for node_id in dead:
             clients = await self.node.redis.smembers(self.keys.node_clients(node_id))
             for client in clients:

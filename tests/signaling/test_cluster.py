@@ -98,7 +98,7 @@ async def test_accept_race_over_two_nodes(redis_server: RedisServer, redis: aior
 async def test_dead_node_releases_its_clients(redis_server: RedisServer, redis: aioredis.Redis
                                               ) -> None:
     settings = Settings(secret=TEST_SECRET, redis_url=redis_server.url, sweep_interval_s=0.05,
-                        kiosk_grace_s=1.0)
+                        kiosk_grace_s=1.0, node_dead_s=4.0)
     async with running(settings, inprocess=1, processes=1, env=FAST) as stack:
         await stack.client(await stack.add_interpreter("alice", ["jsl"]), node=0)
         k = await stack.client(await stack.add_kiosk("k1"), node=1, reconnect=False)
