@@ -21,24 +21,14 @@ from signaling.store import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
 
-# Release a client only if this node still holds it (a newer socket elsewhere may).
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[2], ARGV[2])
-  return 1
-end
-redis.call('SREM', KEYS[2], ARGV[2])
-return 0
-"""
-
-
 class Endpoint(Protocol):
     """A local client socket."""
 
+    session_id: str
+
     async def push(self, msg: dict[str, Any]) -> None: ...
 
-    async def replaced(self) -> None: ...
+    def replaced(self) -> None: ...
 
 
 class Bus:
@@ -51,7 +41,6 @@ class Bus:
         self.keys = keys
         self.node_id = node_id
         self.local: dict[str, Endpoint] = {}
-        self._release = redis.register_script(_RELEASE)
         self.delivered = 0
 
     async def attach(self, client_id: str, endpoint: Endpoint) -> None:
@@ -63,19 +52,19 @@ class Bus:
         pipe.sadd(self.keys.node_clients(self.node_id), client_id)
         old_node, _ = await pipe.execute()
         if old_local is not None and old_local is not endpoint:
-            await old_local.replaced()
+            old_local.replaced()
         elif old_node and old_node != self.node_id:
-            await self._to_inbox(old_node, client_id, {"type": "_replaced"})
+            # Tagged with the new session: a notice that arrives late never closes a newer socket.
+            await self._to_inbox(old_node, client_id, {"type": "_replaced",
+                                                       "by": endpoint.session_id})
 
-    async def detach(self, client_id: str, endpoint: Endpoint) -> bool:
-        """Forget a closed socket; True if it was still the client's current one."""
+    def detach(self, client_id: str, endpoint: Endpoint) -> bool:
+        """Forget a closed socket locally; True if it was still the client's current one here.
+        (The disconnect transition releases the registration in Redis, atomically.)"""
         if self.local.get(client_id) is not endpoint:
             return False
         del self.local[client_id]
-        owned = await self._release(
-            keys=[self.keys.client_node(client_id), self.keys.node_clients(self.node_id)],
-            args=[self.node_id, client_id])
-        return bool(owned)
+        return True
 
     async def deliver(self, client_id: str, msg: dict[str, Any]) -> None:
         """Send to a client on this node or, through its inbox, on another one."""
@@ -98,7 +87,6 @@ class Bus:
         last = "0-0"  # a node's inbox is new with the node; after an outage, go on from `last`
         while True:
             try:
-                await self.heartbeat()
                 batches = await self.blocking.xread({inbox: last}, block=2000, count=500)
             except REDIS_ERRORS as exc:
                 log.warning("node %s: inbox read failed (%s: %s); retrying", self.node_id,
@@ -112,9 +100,7 @@ class Bus:
                     last = entry_id
                     try:
                         await self._deliver_local(fields.get("to", ""), fields.get("msg", "{}"))
-                    except REDIS_ERRORS:
-                        raise
-                    except Exception:
+                    except Exception:  # one bad delivery must never stop this node's inbox
                         log.exception("node %s: could not deliver to %s", self.node_id,
                                       fields.get("to"))
 
@@ -124,7 +110,8 @@ class Bus:
             return
         msg = json.loads(raw)
         if msg.get("type") == "_replaced":
-            await endpoint.replaced()
+            if msg.get("by") != endpoint.session_id:
+                endpoint.replaced()
             return
         self.delivered += 1
         await endpoint.push(msg)
@@ -144,7 +131,11 @@ class Bus:
         await pipe.execute()
         log.info("node %s: re-asserted %d clients", self.node_id, len(self.local))
 
-    async def leave(self) -> None:
-        """Clean shutdown: forget this node's registrations (clients will reconnect elsewhere)."""
+    async def leave(self) -> bool:
+        """Clean shutdown: leave the node list once no client is registered here any more
+        (else the sweeper releases the rest as for a dead node). True if it left."""
+        if await self.redis.scard(self.keys.node_clients(self.node_id)):
+            return False
         await self.redis.zrem(self.keys.nodes, self.node_id)
         await self.redis.delete(self.keys.node_inbox(self.node_id))
+        return True

@@ -25,6 +25,7 @@ from signaling.protocol import (
     ProtocolError,
     StatsSubscribe,
     StatsUnsubscribe,
+    dump_message,
     now_ms,
 )
 from signaling.routing import Outcome, new_call_id, new_op_id
@@ -78,7 +79,7 @@ async def handle(conn: Connection, message: Message) -> None:
         case CallHangup():
             await _hangup(conn, message)
         case MediaOffer():
-            await _media_offer(conn, message)
+            conn.background(_media_offer(conn, message), message.rid)
         case ChatSend():
             await _chat(conn, message)
         case StatsSubscribe():
@@ -199,9 +200,14 @@ async def _media_offer(conn: Connection, m: MediaOffer) -> None:
     assert p is not None
     call = await _party_call(conn, m.call_id, m.rid)
     lang = conn.node.languages.get(call.get("language", ""))
-    answer = await conn.node.relays.offer(m.call_id, p.role, m.sdp,
-                                          lang.modality if lang else "spoken", m.rid)
+    answer, moved = await conn.node.relays.offer(m.call_id, p.role, m.sdp,
+                                                 lang.modality if lang else "spoken", m.rid)
     conn.send("media.answer", rid=m.rid, call_id=m.call_id, sdp=answer)
+    if moved:
+        # The call changed relay: the other party's leg is on the old one, so it offers again.
+        other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
+        await conn.node.bus.deliver(other, {"type": "media.failed", "call_id": m.call_id,
+                                            "reason": "relay_changed"})
 
 
 async def _chat(conn: Connection, m: ChatSend) -> None:
@@ -219,7 +225,9 @@ async def _chat(conn: Connection, m: ChatSend) -> None:
 # -- connection lifecycle ----------------------------------------------------
 
 async def on_connect(conn: Connection, resumed: bool) -> None:
-    """Greet the client and resend the state it must see again."""
+    """Register the client and run its connect transition, then greet it: ``welcome`` first,
+    then the state it must see again, then whatever reached it meanwhile. A client that has
+    its ``welcome`` is fully signed in (an interpreter counts as logged in, for example)."""
     p = conn.principal
     assert p is not None
     node = conn.node
@@ -228,15 +236,17 @@ async def on_connect(conn: Connection, resumed: bool) -> None:
         user.update(ward=p.ward, counter=p.counter)
     elif p.role == "interpreter":
         user["languages"] = list(p.languages)
-    conn.send("welcome", session=conn.session_id, role=p.role, user=user, resumed=resumed,
-              languages=[lang.to_wire() for lang in node.catalogue],
-              ice_servers=[s for s in node.settings.ice_servers
-                           if not str(s.get("urls", "")).count("turn")],
-              heartbeat_s=node.settings.heartbeat_s, server_time_ms=now_ms())
+    conn.hold()
+    await node.bus.attach(p.client_id, conn)
     if p.role == "kiosk":
         await _resume_kiosk(conn)
     elif p.role == "interpreter":
         await _resume_interpreter(conn, resumed)
+    conn.release(dump_message(
+        "welcome", session=conn.session_id, role=p.role, user=user, resumed=resumed,
+        languages=[lang.to_wire() for lang in node.catalogue],
+        ice_servers=[s for s in node.settings.ice_servers if not _is_turn(s)],
+        heartbeat_s=node.settings.heartbeat_s, server_time_ms=now_ms()))
 
 
 async def _resume_kiosk(conn: Connection) -> None:
@@ -284,11 +294,24 @@ async def _resume_interpreter(conn: Connection, resumed: bool) -> None:
                                   "language": call.get("language")}})
 
 
+def _is_turn(server: dict[str, Any]) -> bool:
+    urls = server.get("urls", [])
+    return any(str(u).startswith(("turn:", "turns:"))
+               for u in (urls if isinstance(urls, list) else [urls]))
+
+
 async def on_disconnect(conn: Connection) -> None:
-    """The client's current socket closed: start its grace periods."""
+    """The client's current socket closed: start its grace periods (only if this node still
+    holds the client; a newer socket elsewhere makes this a no-op)."""
     p = conn.principal
     assert p is not None
+    node = conn.node
     if p.role == "kiosk":
-        await conn.node.router.kiosk_disconnect(p.id)
+        await node.router.kiosk_disconnect(p.id, node=node.settings.node_id)
     elif p.role == "interpreter":
-        await conn.node.router.interp_disconnect(p.id)
+        await node.router.interp_disconnect(p.id, node=node.settings.node_id)
+    else:
+        await node.redis.delete(node.settings.keys.client_node(p.client_id))
+        await node.redis.srem(node.settings.keys.node_clients(node.settings.node_id),
+                              p.client_id)
+    await node.redis.expire(node.settings.keys.session(conn.session_id), conn.session_ttl_s)

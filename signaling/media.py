@@ -46,8 +46,14 @@ def ice_servers_for(settings: Settings, call_id: str) -> list[dict[str, Any]]:
     return out
 
 
-class RelayUnavailable(Exception):
-    """No relay could take the leg."""
+_CLAIM = """
+local now = redis.call('HGET', KEYS[1], 'relay') or ''
+if now == ARGV[1] and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'relay', ARGV[2])
+  return ARGV[2]
+end
+return now
+"""
 
 
 class RelayPool:
@@ -58,6 +64,7 @@ class RelayPool:
         self.settings = settings
         self.keys = settings.keys
         self.http: aiohttp.ClientSession | None = None
+        self._cas = redis.register_script(_CLAIM)
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
@@ -82,23 +89,39 @@ class RelayPool:
         return sorted(rows, key=load)
 
     async def offer(self, call_id: str, party: str, sdp: str, modality: str,
-                    rid: str | None) -> str:
-        """Hand a party's offer to the call's relay (choosing one if needed); return the answer."""
-        current = await self.redis.hget(self.keys.call(call_id), "relay")
-        candidates = await self.live_relays()
-        if current:
-            candidates.sort(key=lambda r: r["id"] != current)
-        for relay in candidates:
-            if relay["id"] != current and int(relay.get("calls", "0")) >= int(
+                    rid: str | None) -> tuple[str, bool]:
+        """Hand a party's offer to the call's relay, choosing one if it has none or its relay
+        is gone; return the answer and whether the call moved to another relay (then the
+        other party must offer again). Both legs of a call always share one relay: the
+        choice is a compare-and-set on the call's ``relay`` field."""
+        live = {r["id"]: r for r in await self.live_relays()}
+        current = await self.redis.hget(self.keys.call(call_id), "relay") or ""
+        if current in live:
+            answer = await self._post(live[current], call_id, party, sdp, modality)
+            if answer is not None:
+                return answer, False
+        was = current
+        for relay in live.values():
+            if relay["id"] == was or int(relay.get("calls", "0")) >= int(
                     relay.get("capacity", "0")):
                 continue
+            holder = await self._claim(call_id, expected=current, relay_id=relay["id"])
+            if holder != relay["id"]:  # the other party chose first: join its relay
+                if holder in live:
+                    answer = await self._post(live[holder], call_id, party, sdp, modality)
+                    if answer is not None:
+                        return answer, False
+                break
+            current = relay["id"]
             answer = await self._post(relay, call_id, party, sdp, modality)
             if answer is not None:
-                if relay["id"] != current:
-                    await self.redis.hset(self.keys.call(call_id), "relay", relay["id"])
-                    log.info("call %s: relay %s -> %s", call_id, current or "-", relay["id"])
-                return answer
+                log.info("call %s: relay %s -> %s", call_id, was or "-", relay["id"])
+                return answer, bool(was)
         raise ProtocolError(ErrorCode.UNAVAILABLE, "no media relay can take this call now", rid)
+
+    async def _claim(self, call_id: str, *, expected: str, relay_id: str) -> str:
+        """Set the call's relay to ``relay_id`` if it is still ``expected``; the relay now."""
+        return str(await self._cas(keys=[self.keys.call(call_id)], args=[expected, relay_id]))
 
     async def _post(self, relay: dict[str, str], call_id: str, party: str, sdp: str,
                     modality: str) -> str | None:
@@ -159,6 +182,6 @@ async def read_relay_events(blocking: RedisClient, settings: Settings,
                 last = entry_id
                 try:
                     await handle(fields)
-                except REDIS_ERRORS as exc:
+                except Exception as exc:  # one bad event must not stop the stream
                     log.warning("relay event for call %s not handled (%s)",
                                 fields.get("call_id"), type(exc).__name__)

@@ -9,6 +9,7 @@ redis-py's automatic retry (the client is built with ``retry=None`` by
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from importlib import resources
 from typing import Any
 
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from signaling.config import Settings
 from signaling.protocol import now_ms
@@ -85,6 +88,9 @@ class Router:
         await self.redis.hset(s.keys.cfg, mapping={
             "offer_timeout_ms": int(s.offer_timeout_s * 1000),
             "wrapup_ms": int(s.wrapup_s * 1000),
+            "kiosk_grace_ms": int(s.kiosk_grace_s * 1000),
+            "call_grace_ms": int(s.call_grace_s * 1000),
+            "nointerp_ms": int(s.no_interpreter_wait_s * 1000),
         })
 
     async def run(self, name: str, *args: Any, op: str = "", now: int | None = None,
@@ -92,7 +98,16 @@ class Router:
         """Run one transition; ``op`` makes it idempotent, ``now`` overrides the clock (tests),
         messages for ``requester`` come back in ``Outcome.self_messages``."""
         argv = [self.prefix, now if now is not None else now_ms(), op, requester, *args]
-        raw = await self._scripts[name](keys=[self.settings.keys.cfg], args=argv)
+        script = self._scripts[name]
+        try:
+            raw = await script(keys=[self.settings.keys.cfg], args=argv)
+        except (RedisConnectionError, RedisTimeoutError):
+            if not op:
+                raise
+            # It may have run before the reply was lost: the same operation id makes running
+            # it again safe, and brings back its first answer (with the requester's messages).
+            await asyncio.sleep(0.05)
+            raw = await script(keys=[self.settings.keys.cfg], args=argv)
         return Outcome(json.loads(raw) if raw else {})
 
     # -- kiosk side ----------------------------------------------------------
@@ -132,18 +147,20 @@ class Router:
         return await self.run("interp_connect", interp, ",".join(languages), name,
                               "1" if resumed else "0", **kw)
 
-    async def interp_disconnect(self, interp: str, **kw: Any) -> Outcome:
+    async def interp_disconnect(self, interp: str, *, node: str = "", **kw: Any) -> Outcome:
+        """The interpreter's socket on ``node`` closed (``node`` empty: whatever holds it)."""
         s = self.settings
         return await self.run("interp_disconnect", interp, int(s.interp_grace_s * 1000),
-                              int(s.call_grace_s * 1000), **kw)
+                              int(s.call_grace_s * 1000), node, **kw)
 
     async def kiosk_connect(self, kiosk: str, **kw: Any) -> Outcome:
         return await self.run("kiosk_connect", kiosk, **kw)
 
-    async def kiosk_disconnect(self, kiosk: str, **kw: Any) -> Outcome:
+    async def kiosk_disconnect(self, kiosk: str, *, node: str = "", **kw: Any) -> Outcome:
+        """The kiosk's socket on ``node`` closed (``node`` empty: whatever holds it)."""
         s = self.settings
         return await self.run("kiosk_disconnect", kiosk, int(s.kiosk_grace_s * 1000),
-                              int(s.call_grace_s * 1000), **kw)
+                              int(s.call_grace_s * 1000), node, **kw)
 
     async def media_state(self, call_id: str, party: str, **kw: Any) -> Outcome:
         return await self.run("media_state", call_id, party, **kw)
@@ -151,16 +168,17 @@ class Router:
     # -- deadlines -----------------------------------------------------------
     async def fire_deadline(self, member: str, *, now: int | None = None) -> Outcome:
         """Run the transition a due deadline member ("kind|a|b") stands for."""
-        kind, a, b = member.split("|", 2)
-        op = "dl:" + member
+        # No operation ids: each deadline script acts only if its member is still due and the
+        # state still calls for it, so running one twice changes nothing.
+        kind, a, b = (member.split("|", 2) + ["", ""])[:3]
         if kind == "offer":
-            return await self.run("offer_timeout", a, b, op=op, now=now)
+            return await self.run("offer_timeout", a, b, now=now)
         if kind in ("kgrace", "cgrace", "igrace"):
-            return await self.run("grace", kind, a, b, now=now)  # idempotent by state
+            return await self.run("grace", kind, a, b, now=now)
         if kind == "wrapup":
             return await self.run("wrapup_end", a, now=now)
         if kind in ("maxwait", "nointerp"):
-            return await self.run("max_wait", kind, a, op=op, now=now)
+            return await self.run("max_wait", kind, a, now=now)
         await self.redis.zrem(self.settings.keys.deadlines, member)
         return Outcome({"err": "unknown deadline"})
 

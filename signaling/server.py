@@ -279,15 +279,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[TASKS] = tasks
     log.info("signaling node %s up", node.settings.node_id)
     yield
-    # Close every socket at once; a client that does not answer the close is cut after 2 s.
-    closing = [asyncio.wait_for(c.ws.close(code=1001, message=b"server shutting down"), 2.0)
-               for c in list(node.connections)]
-    await asyncio.gather(*closing, return_exceptions=True)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     with contextlib.suppress(*store.REDIS_ERRORS):
-        await node.bus.leave()
+        if not await node.bus.leave():
+            log.warning("node %s: left with clients registered; the sweeper releases them",
+                        node.settings.node_id)
     await node.relays.stop()
     await node.redis.aclose()
     await node.blocking.aclose()
@@ -303,11 +301,23 @@ async def _configure_when_ready(node: Node) -> None:
             await asyncio.sleep(1.0)
 
 
+async def _close_sockets(app: web.Application) -> None:
+    """On shutdown, before aiohttp waits for handlers: close every socket at once (a client
+    that does not answer the close is cut after 2 s), so each records its disconnect."""
+    node = app[NODE]
+    closing = [asyncio.wait_for(c.ws.close(code=1001, message=b"server shutting down"), 2.0)
+               for c in list(node.connections)]
+    await asyncio.gather(*closing, return_exceptions=True)
+    if node.tasks:
+        await asyncio.wait(list(node.tasks), timeout=3)
+
+
 def create_app(settings: Settings) -> web.Application:
     """The application for one signaling node."""
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[NODE] = build_node(settings)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_sockets)
     app.router.add_get("/ws", ws_handler)
     app.router.add_post("/api/login", login_handler)
     app.router.add_get("/api/stats", stats_handler)

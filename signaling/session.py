@@ -15,6 +15,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -27,6 +28,7 @@ from signaling.protocol import (
     ALLOWED,
     ErrorCode,
     Hello,
+    Message,
     ProtocolError,
     dump_message,
     error_message,
@@ -60,17 +62,39 @@ class Connection:
         self._tokens = float(node.settings.rate_burst)
         self._refill_at = time.monotonic()
         self._strikes = 0
+        self._closing = False
+        self._slow: set[asyncio.Task[None]] = set()
+        self._held: list[str] | None = None
 
     # -- sending -------------------------------------------------------------
+    def hold(self) -> None:
+        """Keep every frame back (while signing in) until ``release`` puts one first."""
+        self._held = []
+
+    def release(self, first: str) -> None:
+        """Send ``first`` (the welcome), then everything held back, in order."""
+        held, self._held = self._held or [], None
+        for text in (first, *held):
+            self.send_raw(text)
+
     def send_raw(self, text: str) -> None:
         """Queue a frame; a client whose outbox is full is too slow and is dropped."""
+        if self._held is not None:
+            self._held.append(text)
+            return
         try:
             self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("client %s: outbox full, disconnecting", self.client_id)
             self._outbox = asyncio.Queue(1)
             self._outbox.put_nowait(None)
-            asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_SLOW))
+            self.close_soon(CLOSE_SLOW)
+
+    def close_soon(self, code: int) -> None:
+        """Close the socket from a synchronous context (once)."""
+        if not self._closing:
+            self._closing = True
+            self.node.spawn(self.ws.close(code=code), f"close {self.client_id}")
 
     def send(self, type_: str, **fields: Any) -> None:
         self.send_raw(dump_message(type_, **fields))
@@ -78,23 +102,25 @@ class Connection:
     async def push(self, msg: dict[str, Any]) -> None:
         """A message from routing or another node; decorated and tracked on the way out."""
         kind = msg.get("type")
+        mine = self.waiting is not None and self.waiting[0] == msg.get("call_id")
         if kind == "call.connected":
             msg["ice_servers"] = ice_servers_for(self.node.settings, str(msg.get("call_id")))
-            self.waiting = None
+            if mine:
+                self.waiting = None
         elif kind == "call.queued":
             self.waiting = (str(msg["call_id"]), str(msg["language"]))
             self.last_position = None
             if "estimated_wait_s" not in msg:
                 await self.refresh_position(force=True)
                 return
-        elif kind == "call.ended":
+        elif kind == "call.ended" and mine:
             self.waiting = None
         self.send_raw(dump_message(str(kind), **{k: v for k, v in msg.items() if k != "type"}))
 
-    async def replaced(self) -> None:
-        """The same kiosk or interpreter signed in on another socket."""
+    def replaced(self) -> None:
+        """The same kiosk or interpreter signed in on another socket: say so, then close."""
         self.send_raw(error_message(ErrorCode.CONFLICT, "signed in on another device"))
-        await self._flush_and_close(CLOSE_REPLACED)
+        self.node.spawn(self._flush_and_close(CLOSE_REPLACED), f"replace {self.client_id}")
 
     async def _writer(self) -> None:
         while (text := await self._outbox.get()) is not None:
@@ -164,11 +190,11 @@ class Connection:
         try:
             self.principal = await self.node.accounts.authenticate(hello.token)
             resumed = await self._open_session(hello.resume)
-            await self.node.bus.attach(self.client_id, self)
-            await dispatch.on_connect(self, resumed)
+            await dispatch.on_connect(self, resumed)  # welcome, registration, resends
         except TokenError:
             return await self._refuse("the token is not valid", hello.rid)
         except REDIS_ERRORS:
+            self._held = None  # nothing held back goes out: only the refusal
             self.send_raw(error_message(ErrorCode.UNAVAILABLE, "the service is unavailable"))
             await self._flush_and_close(CLOSE_SLOW)
             return False
@@ -184,13 +210,20 @@ class Connection:
             owner = await self.node.redis.hget(k.session(resume), "client")
             if owner == self.client_id:
                 self.session_id = resume
+                await self.node.redis.expire(k.session(resume), self.session_ttl_s)
                 return True
         self.session_id = "s_" + secrets.token_urlsafe(18)
-        ttl = int(max(self.node.settings.call_grace_s, self.node.settings.kiosk_grace_s) + 3600)
         await self.node.redis.hset(k.session(self.session_id), mapping={
             "client": self.client_id, "role": self.principal.role, "created_ms": now_ms()})
-        await self.node.redis.expire(k.session(self.session_id), ttl)
+        await self.node.redis.expire(k.session(self.session_id), self.session_ttl_s)
         return False
+
+    @property
+    def session_ttl_s(self) -> int:
+        """A session outlives its socket by the longest grace period plus an hour; renewed at
+        each resume and each disconnect, so a long shift can still resume."""
+        s = self.node.settings
+        return int(max(s.call_grace_s, s.kiosk_grace_s, s.interp_grace_s) + 3600)
 
     async def _refuse(self, why: str, rid: str | None) -> bool:
         self.node.metrics.errors["unauthorized"] += 1
@@ -214,6 +247,18 @@ class Connection:
             if not self._take_token():
                 continue
             await self._handle(msg.data)
+        await self._settle()
+
+    def background(self, coro: Coroutine[Any, Any, None], rid: str | None) -> None:
+        """Run a slow request (a relay round trip) beside the message loop, with the same
+        error replies as any other request."""
+        task = asyncio.get_running_loop().create_task(self._guarded(coro, rid))
+        self._slow.add(task)
+        task.add_done_callback(self._slow.discard)
+
+    async def _settle(self) -> None:
+        if self._slow:
+            await asyncio.wait(list(self._slow), timeout=5)
 
     def _take_token(self) -> bool:
         s = self.node.settings
@@ -230,22 +275,32 @@ class Connection:
             self.send_raw(error_message(ErrorCode.RATE_LIMITED, "too many messages; slow down"))
         if self._strikes > s.rate_burst:
             log.warning("client %s: flooding, disconnecting", self.client_id)
-            asyncio.get_running_loop().create_task(self.ws.close(code=CLOSE_FLOOD))
+            self.close_soon(CLOSE_FLOOD)
         return False
 
     async def _handle(self, raw: str) -> None:
-        rid = None
         try:
             message = parse_message(raw)
-            rid = message.rid
-            self.node.metrics.messages[message.TYPE] += 1
-            assert self.principal is not None
-            if isinstance(message, Hello):
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "already signed in", rid)
-            if self.principal.role not in ALLOWED.get(message.TYPE, frozenset()):
-                raise ProtocolError(ErrorCode.FORBIDDEN, f"a {self.principal.role} may not "
-                                    f"send {message.TYPE}", rid)
-            await dispatch.handle(self, message)
+        except ProtocolError as exc:
+            self.node.metrics.errors[exc.code.value] += 1
+            self.send_raw(error_message(exc.code, exc.message, exc.rid))
+            return
+        await self._guarded(self._checked(message), message.rid)
+
+    async def _checked(self, message: Message) -> None:
+        self.node.metrics.messages[message.TYPE] += 1
+        assert self.principal is not None
+        if isinstance(message, Hello):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "already signed in", message.rid)
+        if self.principal.role not in ALLOWED.get(message.TYPE, frozenset()):
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"a {self.principal.role} may not "
+                                f"send {message.TYPE}", message.rid)
+        await dispatch.handle(self, message)
+
+    async def _guarded(self, coro: Coroutine[Any, Any, None], rid: str | None) -> None:
+        """Await a request's handling, turning failures into the protocol's error replies."""
+        try:
+            await coro
         except ProtocolError as exc:
             self.node.metrics.errors[exc.code.value] += 1
             self.send_raw(error_message(exc.code, exc.message, exc.rid or rid))
@@ -262,12 +317,24 @@ class Connection:
     async def _closed(self) -> None:
         self.node.connections.discard(self)
         self.node.stats.subscribers.pop(id(self), None)
-        if self.principal is None:
+        if self.principal is None or not self.node.bus.detach(self.client_id, self):
             return
-        try:
-            if await self.node.bus.detach(self.client_id, self):
-                await dispatch.on_disconnect(self)
-        except REDIS_ERRORS as exc:
-            log.warning("client %s: disconnect not recorded (%s)", self.client_id,
-                        type(exc).__name__)
         log.info("client %s: disconnected (session %s)", self.client_id, self.session_id)
+        try:
+            await dispatch.on_disconnect(self)
+        except REDIS_ERRORS as exc:
+            # Retried in the background: the transition is safe to repeat (it checks that
+            # this node still holds the client), and a lost one would leave the client live.
+            log.warning("client %s: disconnect not recorded yet (%s); retrying",
+                        self.client_id, type(exc).__name__)
+            self.node.spawn(self._retry_disconnect(), f"disconnect {self.client_id}")
+
+    async def _retry_disconnect(self) -> None:
+        for _ in range(120):
+            await asyncio.sleep(1.0)
+            try:
+                await dispatch.on_disconnect(self)
+                return
+            except REDIS_ERRORS:
+                continue
+        log.error("client %s: disconnect could not be recorded", self.client_id)

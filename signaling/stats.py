@@ -84,7 +84,10 @@ def _call_entry(h: dict[str, str], quality: str | None) -> dict[str, Any] | None
     if h.get("answered_ms"):
         entry["answered_ms"] = int(h["answered_ms"])
     if quality:
-        entry["quality"] = summarise_quality(json.loads(quality))
+        try:
+            entry["quality"] = summarise_quality(json.loads(quality))
+        except (ValueError, TypeError, AttributeError, KeyError):
+            log.warning("call %s: unreadable quality report", entry["call_id"])
     return entry
 
 
@@ -160,6 +163,9 @@ class StatsService:
                 await self._follow(interval)
             except REDIS_ERRORS as exc:
                 log.warning("stats: redis unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+            except Exception:  # a bad snapshot must not stop pushes and positions for good
+                log.exception("stats: follow failed; restarting")
                 await asyncio.sleep(1.0)
 
     async def _follow(self, interval: float) -> None:

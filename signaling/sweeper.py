@@ -40,15 +40,22 @@ class Sweeper:
         loop = asyncio.get_running_loop()
         while True:
             try:
+                liveness_due = loop.time() - self._last_liveness > 1.0
+                if liveness_due:
+                    await self.node.bus.heartbeat()  # every node, lease or not
                 if await self._renew(keys=[self.keys.sweep_lease],
                                      args=[self.node.settings.node_id, LEASE_MS]):
                     await self.sweep_deadlines()
-                    if loop.time() - self._last_liveness > 1.0:
-                        self._last_liveness = loop.time()
+                    if liveness_due:
                         await self.sweep_dead_nodes()
                         await self.sweep_dead_relays()
+                if liveness_due:
+                    self._last_liveness = loop.time()
             except REDIS_ERRORS as exc:
                 log.warning("sweeper: redis unavailable (%s)", type(exc).__name__)
+                await asyncio.sleep(1.0)
+            except Exception:  # never let one surprise stop deadlines on this node
+                log.exception("sweeper: pass failed")
                 await asyncio.sleep(1.0)
             await asyncio.sleep(interval)
 
@@ -58,10 +65,19 @@ class Sweeper:
         fired = 0
         while members := await router.due_deadlines(limit=200):
             for member in members:
-                out = await router.fire_deadline(member)
+                try:
+                    out = await router.fire_deadline(member)
+                except REDIS_ERRORS:
+                    raise
+                except Exception:
+                    # A member that always fails must not hold up every deadline behind it.
+                    log.exception("deadline %s failed; dropped", member)
+                    await self.node.redis.zrem(self.keys.deadlines, member)
+                    continue
                 fired += 1
                 if out.get("relay"):
-                    await self.node.relays.close_call(member.split("|")[1], out.get("relay"))
+                    self.node.spawn(self.node.relays.close_call(member.split("|")[1],
+                                                                out.get("relay")), "relay close")
             if len(members) < 200:
                 break
         return fired
@@ -73,14 +89,14 @@ class Sweeper:
         for node_id in dead:
             clients = await self.node.redis.smembers(self.keys.node_clients(node_id))
             for client in clients:
-                if await self.node.redis.get(self.keys.client_node(client)) != node_id:
-                    continue
-                await self.node.redis.delete(self.keys.client_node(client))
+                # Each disconnect releases the client only if the dead node still holds it.
                 kind, _, ident = client.partition(":")
                 if kind == "k":
-                    await self.node.router.kiosk_disconnect(ident)
+                    await self.node.router.kiosk_disconnect(ident, node=node_id)
                 elif kind == "i":
-                    await self.node.router.interp_disconnect(ident)
+                    await self.node.router.interp_disconnect(ident, node=node_id)
+                else:
+                    await self.node.redis.delete(self.keys.client_node(client))
             await self.node.redis.delete(self.keys.node_clients(node_id),
                                          self.keys.node_inbox(node_id))
             await self.node.redis.zrem(self.keys.nodes, node_id)

@@ -13,6 +13,11 @@ redis.call('HSET', ckey, 'state', 'connecting', 'answered_ms', NOW, 'offer_id', 
 if first then redis.call('HSET', ckey, 'first_answered_ms', NOW) end
 del_deadline('maxwait', call_id, '')
 del_deadline('nointerp', call_id, '')
+if has_deadline('kgrace', call_id, '') then
+  -- The kiosk dropped while waiting: now it has a connected call's grace to come back.
+  del_deadline('kgrace', call_id, '')
+  add_deadline('cgrace', call_id, 'kiosk', NOW + cfg_ms('call_grace_ms', 30000))
+end
 redis.call('HDEL', k('interp', interp_id), 'offer_id')
 set_interp_state(interp_id, 'in_call')
 event('answered', {call = call_id, interp = interp_id, wait_ms = NOW - enq,

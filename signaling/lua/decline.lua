@@ -11,6 +11,12 @@ local lang = requeue(call_id, interp_id, true)
 event('declined', {call = call_id, interp = interp_id, offer = offer_id})
 notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
   reason = 'declined'})
-make_idle(interp_id)
-match(concat({lang}, interp_langs(interp_id)))
+if hget(k('interp', interp_id), 'after_call') == 'away' then
+  redis.call('HDEL', k('interp', interp_id), 'after_call')
+  set_interp_state(interp_id, 'away')
+  match({lang})
+else
+  make_idle(interp_id)
+  match(concat({lang}, interp_langs(interp_id)))
+end
 return finish({ok = 'declined'})

@@ -12,7 +12,7 @@ local ckey = k('call', call_id)
 local score = NOW - boost
 redis.call('HSET', ckey, 'id', call_id, 'state', 'queued', 'language', lang, 'kiosk', kiosk,
   'ward', ward, 'counter', counter, 'priority', priority, 'procedure', procedure,
-  'enqueued_ms', NOW, 'score', score, 'orig_language', lang)
+  'enqueued_ms', NOW, 'score', score, 'orig_language', lang, 'max_wait_ms', max_wait)
 redis.call('SET', k('kcall', kiosk), call_id)
 redis.call('SADD', k('calls', 'live'), call_id)
 event('enqueued', {call = call_id, lang = lang, kiosk = kiosk, ward = ward, counter = counter,

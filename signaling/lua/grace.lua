@@ -1,6 +1,7 @@
 -- grace: a disconnected party did not come back in time.
 -- ARGV[5..] = kind ('kgrace' | 'cgrace' | 'igrace'), a, b  (the deadline member's parts)
 local kind, a, b = ARGV[5], ARGV[6], ARGV[7]
+if not deadline_due(kind, a, b) then return finish({ok = 'stale'}) end
 del_deadline(kind, a, b)
 if kind == 'kgrace' then
   local ckey = k('call', a)
@@ -36,6 +37,13 @@ else
   for _, lang in ipairs(interp_langs(a)) do
     redis.call('SREM', k('in', lang), a)
     redis.call('ZREM', k('idle', lang), a)
+    if redis.call('SCARD', k('in', lang)) == 0 then
+      -- The last interpreter for the language has gone: its waiting calls fail fast.
+      local due = NOW + cfg_ms('nointerp_ms', 0)
+      for _, call_id in ipairs(redis.call('ZRANGE', k('q', lang), 0, -1)) do
+        add_deadline('nointerp', call_id, '', due)
+      end
+    end
   end
   if hget(key, 'state') ~= 'in_call' then
     del_deadline('wrapup', a, '')

@@ -13,12 +13,14 @@ redis.call('SADD', k('interps'), id)
 for _, lang in ipairs(split(langs)) do redis.call('SADD', k('in', lang), id) end
 del_deadline('igrace', id, '')
 local state = hget(key, 'state') or 'offline'
-local call_id = hget(key, 'call_id')
-if call_id then del_deadline('cgrace', call_id, 'interpreter') end
+if hget(key, 'call_id') then del_deadline('cgrace', hget(key, 'call_id'), 'interpreter') end
 if state == 'offline' then
   set_interp_state(id, 'away')
 elseif state == 'available' then
   if resumed then make_idle(id); match(split(langs)) else unidle(id); set_interp_state(id, 'away') end
+elseif state == 'offered' and not resumed then
+  -- A second tab or a fresh sign-in: the ringing offer stays, but after it they are away.
+  redis.call('HSET', key, 'after_call', 'away')
 elseif state == 'wrapup' and not resumed then
   -- A new session starts away (PROTOCOL.md section 5), also right after a call.
   del_deadline('wrapup', id, '')
@@ -28,6 +30,7 @@ elseif state == 'in_call' and not resumed then
 end
 -- A waiting call whose language had nobody may be waiting on a fail-fast deadline: fine, the
 -- sweeper re-checks who is logged in when it fires.
+-- Read after matching: a resumed interpreter may have been offered a call just now.
 return cjson.encode({state = hget(key, 'state'), since_ms = tonumber(hget(key, 'since_ms')),
   until_ms = tonumber(hget(key, 'until_ms')),
-  call_id = call_id, offer_id = hget(key, 'offer_id')})
+  call_id = hget(key, 'call_id'), offer_id = hget(key, 'offer_id')})

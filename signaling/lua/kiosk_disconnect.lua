@@ -1,6 +1,7 @@
 -- kiosk_disconnect: a kiosk's socket is gone; its call waits for it for a grace period.
--- ARGV[5..] = kiosk_id, grace_ms, call_grace_ms
-local kiosk, grace, call_grace = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+-- ARGV[5..] = kiosk_id, grace_ms, call_grace_ms, node ('' = do not check the registration)
+local kiosk, grace, call_grace, node = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+if not release_client('k:' .. kiosk, node) then return cjson.encode({ok = 'stale'}) end
 local call_id = redis.call('GET', k('kcall', kiosk))
 if not call_id then return cjson.encode({ok = 'idle'}) end
 local state = hget(k('call', call_id), 'state')

@@ -2,9 +2,16 @@
 -- nobody logged in after the fail-fast wait ('nointerp').
 -- ARGV[5..] = kind, call_id
 local kind, call_id = ARGV[5], ARGV[6]
+if not deadline_due(kind, call_id, '') then return finish({ok = 'stale'}) end
 del_deadline(kind, call_id, '')
 local ckey = k('call', call_id)
-if hget(ckey, 'state') ~= 'queued' then return finish({ok = 'stale'}) end
+local state = hget(ckey, 'state')
+if state == 'offered' then
+  -- The phone is ringing: let the offer finish, then look again.
+  add_deadline(kind, call_id, '', NOW + 1000)
+  return finish({ok = 'later'})
+end
+if state ~= 'queued' then return finish({ok = 'stale'}) end
 if kind == 'nointerp' then
   if redis.call('SCARD', k('in', hget(ckey, 'language'))) > 0 then
     return finish({ok = 'stale'})

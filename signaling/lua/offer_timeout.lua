@@ -1,6 +1,7 @@
 -- offer_timeout: nobody answered the ring in time; call back to its place, interpreter away.
 -- ARGV[5..] = call_id, offer_id
 local call_id, offer_id = ARGV[5], ARGV[6]
+if not deadline_due('offer', call_id, offer_id) then return finish({ok = 'stale'}) end
 del_deadline('offer', call_id, offer_id)
 local ckey = k('call', call_id)
 if hget(ckey, 'state') ~= 'offered' or hget(ckey, 'offer_id') ~= offer_id then

@@ -95,10 +95,25 @@ local function del_deadline(kind, a, b)
   redis.call('ZREM', k('deadlines'), kind .. '|' .. a .. '|' .. b)
 end
 
+-- A deadline script acts only if its member is still set and due: the sweeper may hold a
+-- member that a client action (a resume, an answer) removed or moved since it was read.
+local function deadline_due(kind, a, b)
+  local due = redis.call('ZSCORE', k('deadlines'), kind .. '|' .. a .. '|' .. b)
+  return due and tonumber(due) <= NOW
+end
+
+local function has_deadline(kind, a, b)
+  return redis.call('ZSCORE', k('deadlines'), kind .. '|' .. a .. '|' .. b) ~= false
+end
+
+local function cfg_ms(name, default)
+  return tonumber(hget(k('cfg'), name) or default)
+end
+
 local function offer(call_id, interp_id, lang)
   local ckey = k('call', call_id)
   local offer_id = 'o_' .. redis.sha1hex(call_id .. interp_id .. NOW .. OP):sub(1, 16)
-  local timeout_ms = tonumber(hget(k('cfg'), 'offer_timeout_ms') or 20000)
+  local timeout_ms = cfg_ms('offer_timeout_ms', 20000)
   redis.call('ZREM', k('q', lang), call_id)
   redis.call('HSET', ckey, 'state', 'offered', 'interpreter', interp_id, 'offer_id', offer_id,
     'offered_ms', NOW)
@@ -160,6 +175,19 @@ local function check_offer(ckey, interp_id, offer_id)
   return nil
 end
 
+-- Forget a client's socket registration if ``node`` still holds it; false if another node
+-- (a newer socket) holds it now, in which case the disconnect is stale.
+local function release_client(client, node)
+  if node == '' then return true end
+  if redis.call('GET', k('cnode', client)) ~= node then
+    redis.call('SREM', k('nclients', node), client)
+    return false
+  end
+  redis.call('DEL', k('cnode', client))
+  redis.call('SREM', k('nclients', node), client)
+  return true
+end
+
 local function interp_langs(id) return split(hget(k('interp', id), 'languages')) end
 
 local function concat(a, b)
@@ -201,7 +229,7 @@ end
 -- The interpreter's call is over: wrap-up, then available (or away if asked meanwhile).
 local function start_wrapup(interp_id)
   local key = k('interp', interp_id)
-  local wrap_ms = tonumber(hget(k('cfg'), 'wrapup_ms') or 15000)
+  local wrap_ms = cfg_ms('wrapup_ms', 15000)
   redis.call('HDEL', key, 'call_id', 'offer_id')
   redis.call('HSET', key, 'idle_since_ms', NOW)
   set_interp_state(interp_id, 'wrapup', NOW + wrap_ms)

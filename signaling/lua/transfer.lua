@@ -9,7 +9,8 @@ if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
 if hget(ckey, 'interpreter') ~= interp_id then return finish({err = 'forbidden'}) end
 local state = hget(ckey, 'state')
 if state ~= 'connecting' and state ~= 'connected' then return finish({err = 'conflict'}) end
-if redis.call('SCARD', k('in', lang)) == 0 then
+local others = redis.call('SCARD', k('in', lang)) - redis.call('SISMEMBER', k('in', lang), interp_id)
+if others == 0 then
   return finish({err = 'conflict', reason = 'no_interpreter'})
 end
 local from = hget(ckey, 'language')
@@ -17,6 +18,13 @@ redis.call('HSET', ckey, 'state', 'queued', 'language', lang, 'interpreter', '')
 redis.call('HDEL', ckey, 'answered_ms', 'relay', 'media_kiosk', 'media_interpreter')
 redis.call('SADD', k('passed', call_id), interp_id)
 redis.call('ZADD', k('q', lang), tonumber(hget(ckey, 'score')), call_id)
+add_deadline('maxwait', call_id, '', NOW + tonumber(hget(ckey, 'max_wait_ms') or 1800000))
+if has_deadline('cgrace', call_id, 'kiosk') then
+  -- The kiosk is away: its grace is now that of a waiting call.
+  del_deadline('cgrace', call_id, 'kiosk')
+  add_deadline('kgrace', call_id, '', NOW + cfg_ms('kiosk_grace_ms', 20000))
+end
+del_deadline('cgrace', call_id, 'interpreter')
 event('transferred', {call = call_id, interp = interp_id, from = from, to = lang})
 local msg = {type = 'call.ended', call_id = call_id, reason = 'transferred', by = 'interpreter'}
 notify('i:' .. interp_id, msg)

@@ -297,9 +297,11 @@ async def test_interpreter_drop_withdraws_ringing_offer(router: Router, redis: a
     st = await state(redis, cid)
     assert st["state"] == "queued"
     assert not await redis.sismember(K.passed(cid), "alice")
-    # back within grace, with the same session: status kept as it is (away after withdrawal)
+    # back within grace with the same session: status kept, and the call is offered again
+    # (the answer names the new offer, so the node can send it: the resume must not lose it)
     out = await router.interp_connect("alice", ["jsl"], "Alice", resumed=True, now=T0 + 3)
-    assert out.data["state"] == "away"
+    assert out.data["state"] == "offered" and out.data["call_id"] == cid
+    assert out.data["offer_id"] == (await state(redis, cid))["offer_id"]
 
 
 async def test_interpreter_resume_keeps_available(router: Router, redis: aioredis.Redis) -> None:
@@ -331,3 +333,98 @@ async def test_events_record_every_transition(router: Router, redis: aioredis.Re
     await router.hangup("kiosk", "k1", cid, op=op(), now=T0 + 3)
     evs = [f["ev"] for _, f in await redis.xrange(K.events)]
     assert [e for e in evs if e != "presence"] == ["enqueued", "offered", "answered", "ended"]
+
+
+async def test_deadline_removed_meanwhile_does_nothing(router: Router, redis: aioredis.Redis
+                                                      ) -> None:
+    await interp(router, "alice", ["jsl"], now=T0, available=False)
+    cid = await call(router, "k1", now=T0)
+    await router.kiosk_disconnect("k1", now=T0 + 10)
+    member = f"kgrace|{cid}|"
+    assert member in await router.due_deadlines(now=T0 + 20_010)  # the sweeper read it ...
+    await router.kiosk_connect("k1", now=T0 + 20_005)  # ... and the kiosk came back meanwhile
+    out = await router.fire_deadline(member, now=T0 + 20_010)
+    assert out.get("ok") == "stale"
+    assert (await state(redis, cid))["state"] == "queued"
+
+
+async def test_max_wait_while_ringing_is_applied_after_the_ring(router: Router,
+                                                                redis: aioredis.Redis) -> None:
+    await interp(router, "alice", ["jsl"], now=T0)
+    cid = await call(router, "k1", now=T0)
+    offer_id = (await state(redis, cid))["offer_id"]
+    assert (await router.fire_deadline(f"maxwait|{cid}|", now=T0 + 1_800_000)).get("ok") == "later"
+    await router.decline("alice", cid, offer_id, op=op(), now=T0 + 1_800_100)
+    due = await router.due_deadlines(now=T0 + 1_801_100)
+    assert f"maxwait|{cid}|" in due
+    await router.fire_deadline(f"maxwait|{cid}|", now=T0 + 1_801_100)
+    st = await state(redis, cid)
+    assert st["state"] == "failed" and st["reason"] == "timeout"
+
+
+async def test_transfer_keeps_a_maximum_wait_and_the_kiosk_grace(router: Router,
+                                                                 redis: aioredis.Redis) -> None:
+    await interp(router, "alice", ["jsl", "vi"], now=T0)
+    cid = await call(router, "k1", now=T0 + 1)
+    await router.accept("alice", cid, (await state(redis, cid))["offer_id"], op=op(), now=T0 + 2)
+    # alice is the only Vietnamese interpreter: transferring to herself would strand the call
+    assert (await router.transfer("alice", cid, "vi", op=op(), now=T0 + 3)).err == "conflict"
+    await interp(router, "van", ["vi"], now=T0 + 4, available=False)
+    await router.kiosk_disconnect("k1", now=T0 + 5)
+    assert (await router.transfer("alice", cid, "vi", op=op(), now=T0 + 6)).ok
+    due = await router.due_deadlines(now=T0 + 10_000_000)
+    assert f"maxwait|{cid}|" in due
+    assert f"kgrace|{cid}|" in due and f"cgrace|{cid}|kiosk" not in due
+
+
+async def test_accept_while_the_kiosk_is_away_starts_its_call_grace(router: Router,
+                                                                    redis: aioredis.Redis) -> None:
+    await interp(router, "alice", ["jsl"], now=T0)
+    cid = await call(router, "k1", now=T0 + 1)
+    await router.kiosk_disconnect("k1", now=T0 + 2)
+    await router.accept("alice", cid, (await state(redis, cid))["offer_id"], op=op(), now=T0 + 3)
+    due = await router.due_deadlines(now=T0 + 100_000)
+    assert f"cgrace|{cid}|kiosk" in due and f"kgrace|{cid}|" not in due
+    await router.fire_deadline(f"cgrace|{cid}|kiosk", now=T0 + 100_000)
+    assert (await state(redis, cid))["reason"] == "peer_lost"
+    assert await istate(redis, "alice") == "wrapup"
+
+
+async def test_stale_disconnect_after_a_reconnect_elsewhere_changes_nothing(
+        router: Router, redis: aioredis.Redis) -> None:
+    await interp(router, "alice", ["jsl"], now=T0)
+    await redis.set(K.client_node("i:alice"), "node-b")  # the newer socket is on node b
+    out = await router.interp_disconnect("alice", node="node-a", now=T0 + 1)
+    assert out.get("ok") == "stale"
+    assert await redis.hget(K.interp("alice"), "connected") == "1"
+    assert await redis.get(K.client_node("i:alice")) == "node-b"
+    out = await router.interp_disconnect("alice", node="node-b", now=T0 + 2)
+    assert await redis.hget(K.interp("alice"), "connected") == "0"
+    assert await redis.get(K.client_node("i:alice")) is None
+
+
+async def test_last_interpreter_leaving_fails_waiting_calls_fast(router: Router,
+                                                                 redis: aioredis.Redis) -> None:
+    await interp(router, "alice", ["vi"], now=T0, available=False)
+    cid = await call(router, "k1", "vi", now=T0 + 1)
+    await router.interp_disconnect("alice", now=T0 + 2)
+    await router.fire_deadline("igrace|alice|", now=T0 + 30_002)
+    assert f"nointerp|{cid}|" in await router.due_deadlines(now=T0 + 30_002)
+    await router.fire_deadline(f"nointerp|{cid}|", now=T0 + 30_002)
+    st = await state(redis, cid)
+    assert st["state"] == "failed" and st["reason"] == "no_interpreter"
+
+
+async def test_wrapup_ending_while_disconnected_keeps_status(router: Router,
+                                                             redis: aioredis.Redis) -> None:
+    await interp(router, "alice", ["jsl"], now=T0)
+    cid = await call(router, "k1", now=T0 + 1)
+    await router.accept("alice", cid, (await state(redis, cid))["offer_id"], op=op(), now=T0 + 2)
+    await router.hangup("kiosk", "k1", cid, op=op(), now=T0 + 3)
+    await router.interp_disconnect("alice", now=T0 + 4)
+    await router.fire_deadline("wrapup|alice|", now=T0 + 15_003)
+    assert await istate(redis, "alice") == "available"
+    assert await redis.zscore(K.idle("jsl"), "alice") is None  # offered nothing while gone
+    waiting = await call(router, "k2", now=T0 + 16_000)
+    await router.interp_connect("alice", ["jsl"], "Alice", resumed=True, now=T0 + 17_000)
+    assert (await state(redis, waiting))["interpreter"] == "alice"
