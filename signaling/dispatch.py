@@ -163,7 +163,7 @@ async def _transfer(conn: Connection, m: CallTransfer) -> None:
     _check(out, m.rid, "nobody for that language is signed in, or the call is not connected")
     conn.send("ack", rid=m.rid)
     await _then_self(conn, out)
-    await conn.node.relays.close_call(m.call_id, out.get("relay"))
+    _close_on_relay(conn, m.call_id, out.get("relay"))
 
 
 async def _hangup(conn: Connection, m: CallHangup) -> None:
@@ -177,7 +177,13 @@ async def _hangup(conn: Connection, m: CallHangup) -> None:
     _check(out, m.rid, "the call has already ended")
     conn.send("ack", rid=m.rid)
     await _then_self(conn, out)
-    await conn.node.relays.close_call(m.call_id, out.get("relay"))
+    _close_on_relay(conn, m.call_id, out.get("relay"))
+
+
+def _close_on_relay(conn: Connection, call_id: str, relay_id: str | None) -> None:
+    """Tell the call's relay to drop its legs, without making the client wait for it."""
+    if relay_id:
+        conn.node.spawn(conn.node.relays.close_call(call_id, relay_id), f"close {call_id}")
 
 
 async def _party_call(conn: Connection, call_id: str, rid: str | None) -> dict[str, str]:

@@ -172,8 +172,10 @@ class StatsService:
         last_push = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            # Block a little under the interval: with the snapshot's own time, pushes still
+            # come at least every `interval` seconds.
             batches = await self.blocking.xread({self.settings.keys.events: self.ledger.last_id},
-                                                block=int(interval * 1000), count=1000)
+                                                block=int(interval * 800), count=1000)
             changed = False
             for _stream, entries in batches:
                 self.ledger.fold_all(entries)
@@ -181,7 +183,7 @@ class StatsService:
             if changed:
                 for hook in self.on_change:
                     await hook()
-            due = loop.time() - last_push >= interval
+            due = loop.time() - last_push >= interval * 0.8
             if self.subscribers and (changed or due):
                 await asyncio.sleep(0.05)  # let a burst of transitions settle into one push
                 await self.push_all()

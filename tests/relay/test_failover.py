@@ -87,6 +87,7 @@ async def test_relay_dies_and_both_parties_move(redis_server: RedisServer,
     async with running(settings) as stack:
         k, i, call_id = await connected_call(stack, "alice", "k1", "jsl")
         k_leg, i_leg = leg(k, call_id), leg(i, call_id)
+        refused: MediaLeg | None = None
         try:
             await asyncio.gather(k_leg.start(), i_leg.start())
             assert await flowing(k_leg, 30, 15) and await flowing(i_leg, 30, 15)
@@ -105,11 +106,12 @@ async def test_relay_dies_and_both_parties_move(redis_server: RedisServer,
             assert await redis.hget(K.call(call_id), "state") == "connected"  # never re-queued
             # the surviving relay is full (capacity 1): a second call is refused, not squeezed in
             k2, _i2, call2 = await connected_call(stack, "bob", "k2", "en")
+            refused = leg(k2, call2)
             with pytest.raises(ServerError) as exc:
-                await leg(k2, call2).start()
+                await refused.start()
             assert exc.value.code == "unavailable"
         finally:
-            await asyncio.gather(k_leg.close(), i_leg.close())
+            await asyncio.gather(*(x.close() for x in (k_leg, i_leg, refused) if x))
 
 
 async def relay_process(redis: aioredis.Redis, procs: list[subprocess.Popen[bytes]],
