@@ -19,7 +19,14 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from relay.forwarder import MID_URI, build_packet, parse_header, translate_extensions, unwrap_rtx
+from relay.forwarder import (
+    MID_URI,
+    build_packet,
+    media_length,
+    parse_header,
+    translate_extensions,
+    unwrap_rtx,
+)
 from relay.leg import Leg
 from relay.quality import InboundLoss, call_flags
 
@@ -42,6 +49,7 @@ class Call:
         self.modality: str | None = None
         self.legs: dict[str, Leg] = {}
         self.created = time.monotonic()
+        self.last_live = self.created  # when a leg was last seen connected
         self._ice_servers = ice_servers
         self._on_event = on_event
         self._id_maps: dict[tuple[int, int], dict[int, int] | None] = {}
@@ -77,13 +85,26 @@ class Call:
         if self.legs.get(src.party) is not src:
             return  # a replaced leg, still closing
         try:
+            self._forward_parsed(src, data)
+        except Exception:
+            # A malformed packet must never escape into aiortc's transport (which would close
+            # the leg) nor flood the log: count it and log the first of each leg.
+            src.counters.bad_in += 1
+            if src.counters.bad_in == 1:
+                logger.warning("call %s leg %s: unforwardable packet", self.call_id, src.party,
+                               exc_info=True)
+
+    def _forward_parsed(self, src: Leg, data: bytes) -> None:
+        try:
             h = parse_header(data)
         except ValueError:
             return
         codec = src.inbound.get(h.payload_type)
-        if codec is None:
-            return
+        if codec is None or media_length(data, h) == 0:
+            return  # padding only (bandwidth probes): nothing to forward or count
         if codec.rtx_apt is not None:
+            if media_length(data, h) < 2:
+                return
             main_ssrc = src.in_ssrc.get(codec.kind)
             original = src.inbound.get(codec.rtx_apt)
             if main_ssrc is None or original is None:
@@ -180,7 +201,7 @@ class Call:
             return
         out = src.out[kind]
         missing = []
-        for seq in p.lost:
+        for seq in sorted({s & 0xFFFF for s in p.lost}):  # aiortc does not wrap pid + d
             cached = out.cache.get(seq)
             if cached is None:
                 missing.append(out.anchor.unmap_seq(seq))
@@ -192,7 +213,7 @@ class Call:
         sender_ssrc = up.out[kind].ssrc if kind in up.out else 1
         nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc,
                                media_ssrc=up.in_ssrc[kind])
-        nack.lost = sorted(missing)
+        nack.lost = sorted(set(missing))
         await up.send_rtcp(kind, bytes(nack))
 
     # -- state -----------------------------------------------------------------------
@@ -201,9 +222,10 @@ class Call:
         if self.legs.get(leg.party) is not leg:
             return  # a replaced leg closing
         if state == "connected":
-            await self._on_event(self.call_id, leg.party, "leg_connected", "")
-            # the new leg needs a picture now, not at the sender's next keyframe
+            # the new leg needs a picture now, not at the sender's next keyframe (nor after a
+            # slow Redis write)
             await self.request_keyframe(other_party(leg.party))
+            await self._on_event(self.call_id, leg.party, "leg_connected", "")
         elif state == "failed":
             await self._on_event(self.call_id, leg.party, "leg_failed", leg.failure_reason())
         elif state == "closed" and not leg.closed:

@@ -80,6 +80,15 @@ def parse_header(data: bytes) -> RtpHeader:
                      data[pos:], data[start:pos])
 
 
+def media_length(data: bytes, header: RtpHeader) -> int:
+    """Bytes of payload once RTP padding (RFC 3550 5.1) is taken off; 0 for padding-only
+    packets such as the bandwidth probes Chrome sends on its RTX stream."""
+    payload = header.payload
+    if not header.padding or not payload:
+        return len(payload)
+    return max(0, len(payload) - payload[-1])
+
+
 def unwrap_rtx(header: RtpHeader, payload_type: int, ssrc: int) -> RtpHeader:
     """The original packet carried in an RTX packet (RFC 4588)."""
     if len(header.payload) < 2:

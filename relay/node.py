@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 # its capacity is one core's worth; run one relay per core for more (docs/media.md).
 CALLS_PER_CORE = 25
 CPU_LIMIT = 0.85  # of one core: refuse new calls above this, before the loop saturates
+
+
+ORPHAN_S = 60.0
 
 
 def default_capacity() -> int:
@@ -96,17 +100,37 @@ class RelayNode:
                           for p, leg in call.legs.items()}}
                 for cid, call in self.calls.items()]
 
+    async def reap(self, idle_s: float = ORPHAN_S) -> list[str]:
+        """End calls none of whose legs has been connected for ``idle_s``: calls signaling
+        moved away or forgot (a lost DELETE). They would hold capacity for ever."""
+        now = time.monotonic()
+        gone = []
+        for call_id, call in list(self.calls.items()):
+            if any(leg.connected for leg in call.legs.values()):
+                call.last_live = now
+            elif now - call.last_live > idle_s:
+                gone.append(call_id)
+                logger.info("call %s: no leg connected for %.0f s, ended", call_id, idle_s)
+                await self.end(call_id)
+        return gone
+
     async def tick(self) -> None:
         """Sample CPU, publish quality and heartbeat (errors logged, never raised)."""
+        await self.reap()
         cpu = self.cpu.sample()
         reports = self.quality_reports()
         if self.registry is None:
             return
+        # The heartbeat first and on its own: a slow quality write must never make the
+        # relay look dead (its calls would be moved away).
         try:
-            await self.registry.quality(reports)
             await self.registry.heartbeat(self.capacity, len(self.calls), cpu)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("relay %s: heartbeat failed: %s", self.relay_id, exc)
+        try:
+            await self.registry.quality(reports)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("relay %s: quality report failed: %s", self.relay_id, exc)
 
 
 async def serve(host: str, port: int, redis_url: str, secret: bytes, *,

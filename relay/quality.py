@@ -43,6 +43,7 @@ class LegCounters:
     bytes_out: int = 0
     frames_out: int = 0
     dropped_out: int = 0
+    bad_in: int = 0  # packets that could not be forwarded (malformed)
     nacks: int = 0
     plis: int = 0
     remb_bps: int | None = None

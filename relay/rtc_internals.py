@@ -193,7 +193,7 @@ def install_rtp_fast_path(dtls: Any, on_rtp: Callable[[bytes], None]) -> None:
 
     def data_received(data: bytes, component: int) -> None:
         rx = dtls._rx_srtp
-        if rx is not None and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
+        if rx is not None and len(data) > 1 and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
             try:
                 plain = rx.unprotect(data)
             except pylibsrtp.Error:
@@ -214,5 +214,9 @@ def send_rtp_now(dtls: Any, data: bytes) -> bool:
     transport = pair.protocol.transport
     if transport is None or transport.get_write_buffer_size() > MAX_SEND_BUFFER:
         return False
-    transport.sendto(tx.protect(data), pair.remote_addr)
+    try:
+        protected = tx.protect(data)
+    except pylibsrtp.Error:
+        return False  # e.g. a sequence number libsrtp's replay window refuses: drop it
+    transport.sendto(protected, pair.remote_addr)
     return True

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from signaling.protocol import now_ms
 from signaling.redis_keys import Keys
-from signaling.store import REDIS_ERRORS, RedisClient
+from signaling.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class Bus:
             try:
                 batches = await self.blocking.xread({inbox: last}, block=2000, count=500)
             except REDIS_ERRORS as exc:
+                stop_if_cancelled()
                 log.warning("node %s: inbox read failed (%s: %s); retrying", self.node_id,
                             type(exc).__name__, exc)
                 await asyncio.sleep(0.5)

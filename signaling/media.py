@@ -24,7 +24,7 @@ import aiohttp
 from signaling import tokens
 from signaling.config import Settings
 from signaling.protocol import ErrorCode, ProtocolError, now_ms
-from signaling.store import REDIS_ERRORS, RedisClient
+from signaling.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,7 @@ async def read_relay_events(blocking: RedisClient, settings: Settings,
                 last = newest[0][0] if newest else "0-0"
             batches = await blocking.xread({stream: last}, block=2000, count=200)
         except REDIS_ERRORS as exc:
+            stop_if_cancelled()
             log.warning("relay events read failed (%s); retrying", type(exc).__name__)
             await asyncio.sleep(0.5)
             continue

@@ -186,7 +186,10 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
 
 async def _on_relay_event(node: Node, fields: dict[str, str]) -> None:
     party, call_id = fields.get("party", ""), fields.get("call_id", "")
-    call = await node.redis.hmget(node.settings.keys.call(call_id), ["kiosk", "interpreter"])
+    call = await node.redis.hmget(node.settings.keys.call(call_id),
+                                  ["kiosk", "interpreter", "relay"])
+    if call[2] != fields.get("relay_id"):
+        return  # from a relay the call has left: its legs there no longer matter
     holder = ("k:" + (call[0] or "")) if party == "kiosk" else ("i:" + (call[1] or ""))
     conn = node.bus.local.get(holder)
     if conn is None:
@@ -281,7 +284,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    _done, stuck = await asyncio.wait(tasks, timeout=5)
+    for task in stuck:
+        log.error("background task %s did not stop", task.get_name())
     with contextlib.suppress(*store.REDIS_ERRORS):
         if not await node.bus.leave():
             log.warning("node %s: left with clients registered; the sweeper releases them",

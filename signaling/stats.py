@@ -21,7 +21,7 @@ from signaling.languages import Language
 from signaling.ledger import Ledger, summarise
 from signaling.protocol import now_ms
 from signaling.report import day_start_ms
-from signaling.store import REDIS_ERRORS, RedisClient
+from signaling.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 STATES = ("available", "offered", "in_call", "wrapup", "away")
@@ -162,9 +162,11 @@ class StatsService:
                 await self.load_today()
                 await self._follow(interval)
             except REDIS_ERRORS as exc:
+                stop_if_cancelled()
                 log.warning("stats: redis unavailable (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
             except Exception:  # a bad snapshot must not stop pushes and positions for good
+                stop_if_cancelled()
                 log.exception("stats: follow failed; restarting")
                 await asyncio.sleep(1.0)
 

@@ -7,6 +7,7 @@ routing client has no automatic retry and a bounded socket timeout.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
@@ -48,3 +49,11 @@ def unavailable(exc: BaseException, rid: str | None = None) -> ProtocolError:
 
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, ConnectionError, TimeoutError, OSError)
+
+
+def stop_if_cancelled() -> None:
+    """Re-raise a pending cancellation. Cancelling a task blocked in a Redis read can surface
+    as a connection error instead; a loop that retries on those must not swallow its stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -13,7 +13,7 @@ import logging
 
 from signaling.node import Node
 from signaling.protocol import now_ms
-from signaling.store import REDIS_ERRORS
+from signaling.store import REDIS_ERRORS, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 LEASE_MS = 2000
@@ -52,9 +52,11 @@ class Sweeper:
                 if liveness_due:
                     self._last_liveness = loop.time()
             except REDIS_ERRORS as exc:
+                stop_if_cancelled()
                 log.warning("sweeper: redis unavailable (%s)", type(exc).__name__)
                 await asyncio.sleep(1.0)
             except Exception:  # never let one surprise stop deadlines on this node
+                stop_if_cancelled()
                 log.exception("sweeper: pass failed")
                 await asyncio.sleep(1.0)
             await asyncio.sleep(interval)

@@ -83,3 +83,19 @@ def test_extension_block_kept_when_both_legs_negotiated_the_same_ids() -> None:
     parsed = RtpPacket.parse(out, ext_map({MID: 1, ABS: 3}))
     assert parsed.extensions.mid == "1" and parsed.extensions.abs_send_time == 42
     assert (parsed.sequence_number, parsed.ssrc, parsed.payload) == (9, 4, b"x")
+
+
+def test_padding_only_packets_carry_no_media() -> None:
+    """Chrome's RTX bandwidth probes are all padding: never forwarded as a packet."""
+    import struct as _struct
+
+    from relay.forwarder import media_length, parse_header
+
+    header = _struct.pack("!BBHII", 0xA0, 97, 7, 1000, 1234)  # V=2, P=1
+    probe = header + bytes(255) + bytes([0] * 0)  # 255 bytes of padding ...
+    probe = probe[:-1] + bytes([255])  # ... the last byte says how many
+    assert media_length(probe, parse_header(probe)) == 0
+    media = _struct.pack("!BBHII", 0x80, 97, 8, 1000, 1234) + b"\x01\x02\x03"
+    assert media_length(media, parse_header(media)) == 3
+    padded = _struct.pack("!BBHII", 0xA0, 97, 9, 1000, 1234) + b"\x01\x02" + b"\x00\x02"
+    assert media_length(padded, parse_header(padded)) == 2

@@ -125,3 +125,21 @@ async def test_busy_relay_refuses_new_calls_before_saturating() -> None:
     with pytest.raises(AtCapacity):
         await node.offer("new", "kiosk", "v=0\r\n", "sign")
     assert node.calls == {}
+
+
+async def test_call_with_no_leg_connected_is_reaped(
+        redis: aioredis.Redis, redis_server: RedisServer, http: aiohttp.ClientSession) -> None:
+    """A call signaling forgot (its legs never connect) must not hold capacity for ever."""
+    relay = await start_relay(redis_server.url, "r_reap", capacity=1)
+    peer, sdp = await new_offer()
+    try:
+        status, _ = await post_offer(http, relay.url, TEST_SECRET, "orphan", "kiosk", sdp)
+        assert status == 200  # answered, but the peer never applies the answer
+        assert await relay.node.reap(idle_s=60) == []  # too young to be an orphan
+        assert await relay.node.reap(idle_s=0) == ["orphan"]
+        assert relay.node.calls == {}
+        status, _ = await post_offer(http, relay.url, TEST_SECRET, "next", "kiosk", sdp)
+        assert status == 200  # its place is free again
+    finally:
+        await peer.close()
+        await stop_relay(relay)
