@@ -19,6 +19,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from relay.errors import Stale
 from relay.forwarder import (
     MID_URI,
     build_packet,
@@ -50,6 +51,8 @@ class Call:
         self.legs: dict[str, Leg] = {}
         self.created = time.monotonic()
         self.last_live = self.created  # when a leg was last seen connected
+        self.pending = 0  # offers being answered
+        self._generation: dict[str, int] = {}
         self._ice_servers = ice_servers
         self._on_event = on_event
         self._id_maps: dict[tuple[int, int], dict[int, int] | None] = {}
@@ -58,6 +61,8 @@ class Call:
         """Answer a party's offer with a new leg, replacing its previous leg if any."""
         if modality:
             self.modality = modality
+        generation = self._generation[party] = self._generation.get(party, 0) + 1
+        self.pending += 1
         leg = Leg(self.call_id, party, self._ice_servers, self._forward_rtp,
                   self._handle_rtcp, self._leg_state)
         try:
@@ -65,6 +70,13 @@ class Call:
         except BaseException:
             await leg.close()
             raise
+        finally:
+            self.pending -= 1
+        if self._generation[party] != generation:
+            # A newer offer from this party is being answered (or was): never let the older
+            # one replace it; the party already dropped this offer's answer.
+            await leg.close()
+            raise Stale("superseded")
         old = self.legs.get(party)
         self.legs[party] = leg
         self._id_maps.clear()

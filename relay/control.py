@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from relay.errors import AtCapacity, BadOffer
+from relay.errors import AtCapacity, BadOffer, Stale
 from signaling.tokens import TokenError, verify_service_token
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ async def post_leg(request: web.Request) -> web.Response:
         return error(503, "capacity")
     except BadOffer:
         return error(400, "bad_sdp")
+    except Stale as exc:
+        return error(409, exc.reason)
     return web.json_response({"sdp": answer})
 
 

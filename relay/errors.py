@@ -3,7 +3,8 @@
     ValueError
     └── BadOffer      400 {"error": "bad_sdp"}
     Exception
-    └── AtCapacity    503 {"error": "capacity"}
+    ├── AtCapacity    503 {"error": "capacity"}
+    └── Stale         409 {"error": "superseded" | "call_ended"}
 """
 
 from __future__ import annotations
@@ -15,3 +16,12 @@ class BadOffer(ValueError):
 
 class AtCapacity(Exception):
     """The relay takes no new call: it is at its configured capacity or CPU limit."""
+
+
+class Stale(Exception):
+    """The answer is no longer wanted: a newer offer from the same party, or the call ended,
+    while it was being made. ``reason`` goes on the wire."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from relay import control
 from relay.call import Call
-from relay.errors import AtCapacity, BadOffer
+from relay.errors import AtCapacity, BadOffer, Stale
 from relay.quality import ProcessCpu
 from relay.registry import HEARTBEAT_S, Registry
 from relay.rtc_internals import restrict_ice_addresses
@@ -66,11 +66,13 @@ class RelayNode:
         try:
             answer = await call.offer(party, sdp, modality)
         except BadOffer:
-            if not call.legs and self.calls.get(call_id) is call:
+            # Forget a new call that nothing else is using (another party may be mid-offer).
+            if not call.legs and not call.pending and self.calls.get(call_id) is call:
                 del self.calls[call_id]
             raise
         if self.calls.get(call_id) is not call:  # ended while we were answering
             await call.close()
+            raise Stale("call_ended")
         return answer
 
     async def end(self, call_id: str) -> None:

@@ -136,6 +136,8 @@ class RelayPool:
                     return str(body["sdp"])
                 if resp.status == 400:
                     raise ProtocolError(ErrorCode.BAD_REQUEST, "the relay refused this offer")
+                if resp.status == 409:  # a newer offer of this party, or the call ended
+                    raise ProtocolError(ErrorCode.CONFLICT, "this offer was replaced")
                 log.info("call %s: relay %s answered %s", call_id, relay["id"], resp.status)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("call %s: relay %s unreachable (%s)", call_id, relay["id"],

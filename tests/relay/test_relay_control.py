@@ -143,3 +143,40 @@ async def test_call_with_no_leg_connected_is_reaped(
     finally:
         await peer.close()
         await stop_relay(relay)
+
+
+async def test_an_older_offer_never_replaces_a_newer_one(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Two offers of one party in flight: whichever finishes last, the newer leg stays."""
+    import relay.call as call_module
+    from relay.call import Call
+    from relay.errors import Stale
+
+    gates: dict[str, asyncio.Event] = {}
+    closed: list[str] = []
+
+    class SlowLeg:
+        def __init__(self, *args: object) -> None:
+            self.name = ""
+
+        async def answer(self, sdp: str) -> str:
+            self.name = sdp
+            gates[sdp] = asyncio.Event()
+            await gates[sdp].wait()
+            return "answer-" + sdp
+
+        async def close(self) -> None:
+            closed.append(self.name)
+
+    monkeypatch.setattr(call_module, "Leg", SlowLeg)
+    call = Call("c", [], lambda *a: asyncio.sleep(0))
+    older = asyncio.ensure_future(call.offer("kiosk", "old", None))
+    await asyncio.sleep(0)
+    newer = asyncio.ensure_future(call.offer("kiosk", "new", None))
+    await asyncio.sleep(0)
+    gates["new"].set()
+    assert await newer == "answer-new"
+    gates["old"].set()
+    with pytest.raises(Stale):
+        await older
+    assert call.legs["kiosk"].name == "new" and closed == ["old"]
