@@ -53,6 +53,12 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -143,7 +149,7 @@ def note(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, object]:
+async def bench(args: argparse.Namespace, stack: Stack, redis_pid: int) -> dict[str, object]:
     pids = [n.proc.pid for n in stack.nodes if n.proc]
     before = sum(rss_kib(p) for p in pids)
     n_interp = max(8, args.clients // 10)
@@ -177,10 +183,16 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, object]:
     bots.offer_ms.clear()
     answered0 = bots.answered
     t0 = time.perf_counter()
+    cpu0 = [cpu_s(p) for p in pids] + [cpu_s(redis_pid)]
     for _ in range(2):
         await asyncio.gather(*(place(k, LANGS[n % 4], bots) for n, k in enumerate(kiosks)))
     flat_s = time.perf_counter() - t0
-    routed = (bots.answered - answered0) / flat_s
+    cpu1 = [cpu_s(p) for p in pids] + [cpu_s(redis_pid)]
+    calls = bots.answered - answered0
+    routed = calls / flat_s
+    # The load generator shares the 2 cores: what the servers spend per call is the capacity.
+    signaling_cpu = sum(cpu1[:-1]) - sum(cpu0[:-1])
+    redis_cpu = cpu1[-1] - cpu0[-1]
     for task in bots.tasks:
         task.cancel()
     return {
@@ -189,6 +201,11 @@ async def bench(args: argparse.Namespace, stack: Stack) -> dict[str, object]:
         "request_to_offer_p50_ms": pct(paced, 0.5), "request_to_offer_p99_ms": pct(paced, 0.99),
         "request_to_offer_mean_ms": round(statistics.fmean(paced), 3) if paced else None,
         "routed_calls_per_s": round(routed, 1),
+        "flat_out_calls": calls,
+        "signaling_cpu_ms_per_call": round(1000 * signaling_cpu / calls, 3),
+        "redis_cpu_ms_per_call": round(1000 * redis_cpu / calls, 3),
+        "calls_per_s_per_signaling_core": round(calls / signaling_cpu, 1),
+        "calls_per_s_per_redis_core": round(calls / redis_cpu, 1),
         "idle_connection_kib": round(idle_kib, 1),
         "paced_enqueue_script_ms": paced_script,
     }
@@ -207,7 +224,8 @@ async def main() -> None:
         env = {"TSUNAGU_SECRET": settings.secret.decode(), "TSUNAGU_WRAPUP_S": "0",
                "TSUNAGU_RATE_PER_S": "1000", "TSUNAGU_RATE_BURST": "1000"}
         async with running(settings, inprocess=0, processes=2, env=env) as stack:
-            result = await bench(args, stack)
+            assert redis.proc is not None
+            result = await bench(args, stack, redis.proc.pid)
     result["ws_echo_floor"] = floor
     print(json.dumps(result))
 
