@@ -15,7 +15,6 @@ Seams used (see docs/media.md):
 - ``RTCDtlsTransport._handle_rtp_data`` / ``_handle_rtcp_data``: per-instance
   override, called after SRTP removal with the plain packet bytes.
 - ``RTCDtlsTransport._send_rtp``: SRTP protect + send of plain RTP/RTCP bytes.
-- ``RTCDtlsTransport._rtp_header_extensions_map``: the negotiated extension ids.
 - ``RTCRtpSender`` name-mangled report state (``__ntp_timestamp``,
   ``__rtp_timestamp``, ``__packet_count``, ``__octet_count``, ``__rtt``),
   so the relay's own Sender Reports and RTT follow the forwarded stream.
@@ -129,19 +128,9 @@ async def deliver_rtcp_to_aiortc(dtls: Any, data: bytes) -> None:
     await type(dtls)._handle_rtcp_data(dtls, data)
 
 
-def transport_connected(dtls: Any) -> bool:
-    """Whether SRTP is set up and the transport can send."""
-    return bool(dtls.state == "connected" and dtls._tx_srtp is not None)
-
-
 async def send_plain(dtls: Any, data: bytes) -> None:
     """SRTP-protect plain RTP or RTCP bytes and send them; ConnectionError if not connected."""
     await dtls._send_rtp(data)
-
-
-def header_extensions_map(dtls: Any) -> Any:
-    """The transport's negotiated RTP header extension ids (an aiortc HeaderExtensionsMap)."""
-    return dtls._rtp_header_extensions_map
 
 
 def note_sent(sender: RTCRtpSender, rtp_timestamp: int, payload_bytes: int) -> None:
@@ -163,17 +152,6 @@ def sender_ssrc(sender: RTCRtpSender) -> int:
     """The SSRC an aiortc sender announced in its SDP."""
     ssrc: int = getattr(sender, "_ssrc")  # noqa: B009 - private, reached only here
     return ssrc
-
-
-def observe_sent(dtls: Any, on_sent: Callable[[bytes], None]) -> None:
-    """Call ``on_sent`` with each plain RTP/RTCP packet before this transport protects it."""
-    original = dtls._send_rtp
-
-    async def send_rtp(data: bytes) -> None:
-        on_sent(data)
-        await original(data)
-
-    dtls._send_rtp = send_rtp
 
 
 # -- the synchronous fast path: SRTP in, SRTP out, no task switch per packet ---------------

@@ -80,7 +80,6 @@ class Settings:
     max_frame_bytes: int = 64 * 1024
     rate_per_s: float = 20.0
     rate_burst: int = 60
-    max_connections_per_user: int = 5
     offer_timeout_s: float = 20.0
     wrapup_s: float = 15.0
     kiosk_grace_s: float = 20.0

@@ -171,9 +171,6 @@ async def _hangup(conn: Connection, m: CallHangup) -> None:
     assert p is not None
     out = await _run(conn, "hangup", conn.node.router.hangup(
         p.role, p.id, m.call_id, op=new_op_id(), requester=p.client_id))
-    if out.err == "conflict" and p.role == "kiosk" and out.get("state") in ("queued", "offered"):
-        out = await _run(conn, "cancel", conn.node.router.cancel(
-            p.id, m.call_id, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid, "the call has already ended")
     conn.send("ack", rid=m.rid)
     await _then_self(conn, out)

@@ -107,11 +107,6 @@ class Keys:
         """STRING node id holding the sweeper lease (PX a few seconds)."""
         return f"{self.prefix}:sweep_lease"
 
-    @property
-    def stats_channel(self) -> str:
-        """PUB/SUB channel: a hint that routing state changed (payload ignored)."""
-        return f"{self.prefix}:changed"
-
     # -- accounts ------------------------------------------------------------
     def user(self, username: str) -> str:
         """HASH of a staff account: role, name, languages, password hash. No TTL."""

@@ -25,7 +25,7 @@ from signaling.node import Node
 from signaling.protocol import ErrorCode
 from signaling.report import calls_csv
 from signaling.routing import Router
-from signaling.session import Connection
+from signaling.session import Connection, read_places
 from signaling.stats import StatsService
 from signaling.sweeper import Sweeper
 
@@ -224,20 +224,12 @@ class PositionTicker:
         waiting = [c for c in list(self.node.connections) if c.waiting is not None]
         if not waiting:
             return
-        k = self.node.settings.keys
-        pipe = self.node.redis.pipeline(transaction=False)
-        for conn in waiting:
-            call_id, language = conn.waiting
-            pipe.zrank(k.queue(language), call_id)
-            pipe.scard(k.logged_in(language))
-            pipe.zcard(k.idle(language))
         try:
-            found = await pipe.execute()
+            places = await read_places(self.node, [c.waiting for c in waiting])
         except store.REDIS_ERRORS:
             return
         handle_s = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
-        for n, conn in enumerate(waiting):
-            rank, staffed, available = found[3 * n: 3 * n + 3]
+        for conn, (rank, staffed, available) in zip(waiting, places, strict=True):
             if conn.waiting is not None and rank is not None:
                 conn.tell_position(rank + 1, staffed, available, force=False, handle_s=handle_s)
 
@@ -333,9 +325,7 @@ def create_app(settings: Settings) -> web.Application:
     for path, (package, filename) in PAGES.items():
         app.router.add_get(path, page(package, filename))
     for prefix, package in STATIC.items():
-        folder = web_dir(package)
-        folder.mkdir(exist_ok=True)
-        app.router.add_static(prefix, folder, follow_symlinks=False)
+        app.router.add_static(prefix, web_dir(package), follow_symlinks=False)
     app.router.add_get("/", _home)
     return app
 

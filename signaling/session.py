@@ -47,6 +47,20 @@ CLOSE_FLOOD = 1008
 CLOSE_SLOW = 1013
 
 
+async def read_places(node: Node, waiting: list[tuple[str, str]]
+                      ) -> list[tuple[int | None, int, int]]:
+    """For each waiting (call_id, language): its rank in the queue (None once offered), the
+    interpreters signed in for the language, and those free now; one Redis round trip."""
+    k = node.settings.keys
+    pipe = node.redis.pipeline(transaction=False)
+    for call_id, language in waiting:
+        pipe.zrank(k.queue(language), call_id)
+        pipe.scard(k.logged_in(language))
+        pipe.zcard(k.idle(language))
+    found = await pipe.execute()
+    return [(found[i], found[i + 1], found[i + 2]) for i in range(0, len(found), 3)]
+
+
 class Connection:
     """The server side of one client socket."""
 
@@ -57,7 +71,6 @@ class Connection:
         self.session_id = ""
         self.waiting: tuple[str, str] | None = None  # (call_id, language) while queued
         self.last_position: tuple[int, int] | None = None
-        self.subscribed = False
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX)
         self._tokens = float(node.settings.rate_burst)
         self._refill_at = time.monotonic()
@@ -130,13 +143,8 @@ class Connection:
         """Send ``call.position`` (or ``call.queued`` if ``force``) when place or estimate moved."""
         if self.waiting is None:
             return
-        call_id, language = self.waiting
-        k = self.node.settings.keys
-        pipe = self.node.redis.pipeline(transaction=False)
-        pipe.zrank(k.queue(language), call_id)
-        pipe.scard(k.logged_in(language))
-        pipe.zcard(k.idle(language))
-        rank, staffed, available = await pipe.execute()
+        call_id = self.waiting[0]
+        (rank, staffed, available), = await read_places(self.node, [self.waiting])
         if self.waiting is not None and self.waiting[0] == call_id:
             self.tell_position((rank + 1) if rank is not None else 1, staffed, available,
                                force=force)

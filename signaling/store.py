@@ -15,8 +15,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from signaling.protocol import ErrorCode, ProtocolError
-
 # redis-py's annotations type every reply as ``bytes | str`` whatever the client's
 # decode_responses; ours always decode, so replies are ``str``. The client is typed loosely at
 # this one boundary instead of casting at every call.
@@ -41,11 +39,6 @@ def connect(url: str, *, timeout_s: float = 2.0, blocking: bool = False,
         timeout=timeout_s,
     )
     return aioredis.Redis(connection_pool=pool)
-
-
-def unavailable(exc: BaseException, rid: str | None = None) -> ProtocolError:
-    """The protocol error a client gets when Redis is down or timed out."""
-    return ProtocolError(ErrorCode.UNAVAILABLE, "the service is temporarily unavailable", rid)
 
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, ConnectionError, TimeoutError, OSError)

@@ -5,18 +5,11 @@
 
 import { MediaLeg, getLocalMedia, mediaErrorKind } from "/static/common/tsunagu-media.js";
 import { ChatPanel, applyText, formatDuration, makeText, setBilingual } from "/static/common/tsunagu-ui.js";
-import { startStaffSession } from "/static/staff/staff-session.js";
+import { LOGIN_TEXT, startStaffSession } from "/static/staff/staff-session.js";
 
 const TEXT = {
+  ...LOGIN_TEXT,
   "login.title": { ja: "通訳者コンソール サインイン", en: "Interpreter console sign-in" },
-  "login.username": { ja: "ユーザー名", en: "Username" },
-  "login.password": { ja: "パスワード", en: "Password" },
-  "login.submit": { ja: "サインイン", en: "Sign in" },
-  "login.bad": { ja: "ユーザー名またはパスワードが違います。", en: "Wrong username or password." },
-  "login.role": { ja: "このアカウントではこの画面を使えません。", en: "This account cannot use this page." },
-  "login.down": { ja: "サーバーにつながりません。少し待ってから、もう一度お試しください。", en: "Cannot reach the server. Wait a moment and try again." },
-  "login.expired": { ja: "サインインの期限が切れました。もう一度サインインしてください。", en: "Your sign-in has expired. Please sign in again." },
-  "login.empty": { ja: "ユーザー名とパスワードを入れてください。", en: "Enter your username and password." },
   "app.title": { ja: "通訳者コンソール", en: "Interpreter console" },
   "app.logout": { ja: "サインアウト", en: "Sign out" },
   "presence.label": { ja: "受付状態", en: "Presence" },

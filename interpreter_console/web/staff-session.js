@@ -16,6 +16,18 @@ import { setBilingual } from "/static/common/tsunagu-ui.js";
  *   login.bad, login.role, login.down, login.expired, login.empty
  * @param {() => void} [opts.onGesture]  called inside the submit click (e.g. to unlock audio)
  */
+// The sign-in sentences both staff pages share (each adds its own "login.title").
+export const LOGIN_TEXT = {
+  "login.username": { ja: "ユーザー名", en: "Username" },
+  "login.password": { ja: "パスワード", en: "Password" },
+  "login.submit": { ja: "サインイン", en: "Sign in" },
+  "login.bad": { ja: "ユーザー名またはパスワードが違います。", en: "Wrong username or password." },
+  "login.role": { ja: "このアカウントではこの画面を使えません。", en: "This account cannot use this page." },
+  "login.down": { ja: "サーバーにつながりません。少し待ってから、もう一度お試しください。", en: "Cannot reach the server. Wait a moment and try again." },
+  "login.expired": { ja: "サインインの期限が切れました。もう一度サインインしてください。", en: "Your sign-in has expired. Please sign in again." },
+  "login.empty": { ja: "ユーザー名とパスワードを入れてください。", en: "Enter your username and password." },
+};
+
 export function startStaffSession({ page, roles, onClient, onGesture, t }) {
   const tokenKey = `tsunagu.${page}.token`;
   const form = document.getElementById("login");

@@ -3,20 +3,13 @@
 // (stats.subscribe over the WebSocket); nothing reloads.
 
 import { applyText, formatDuration, makeText, setBilingual } from "/static/common/tsunagu-ui.js";
-import { startStaffSession } from "/static/staff/staff-session.js";
+import { LOGIN_TEXT, startStaffSession } from "/static/staff/staff-session.js";
 
 const TIME_ZONE = "Asia/Tokyo"; // the deployment's zone (PROTOCOL.md section 8)
 
 const TEXT = {
+  ...LOGIN_TEXT,
   "login.title": { ja: "監督画面 サインイン", en: "Supervisor sign-in" },
-  "login.username": { ja: "ユーザー名", en: "Username" },
-  "login.password": { ja: "パスワード", en: "Password" },
-  "login.submit": { ja: "サインイン", en: "Sign in" },
-  "login.bad": { ja: "ユーザー名またはパスワードが違います。", en: "Wrong username or password." },
-  "login.role": { ja: "このアカウントではこの画面を使えません。", en: "This account cannot use this page." },
-  "login.down": { ja: "サーバーにつながりません。少し待ってから、もう一度お試しください。", en: "Cannot reach the server. Wait a moment and try again." },
-  "login.expired": { ja: "サインインの期限が切れました。もう一度サインインしてください。", en: "Your sign-in has expired. Please sign in again." },
-  "login.empty": { ja: "ユーザー名とパスワードを入れてください。", en: "Enter your username and password." },
   "app.title": { ja: "監督画面", en: "Supervisor" },
   "app.logout": { ja: "サインアウト", en: "Sign out" },
   "conn.open": { ja: "接続中", en: "Live" },

@@ -8,19 +8,5 @@ if redis.call('EXISTS', ckey) == 0 then return finish({err = 'not_found'}) end
 if hget(ckey, 'kiosk') ~= kiosk then return finish({err = 'forbidden'}) end
 local state = hget(ckey, 'state')
 if state ~= 'queued' and state ~= 'offered' then return finish({err = 'conflict', state = state}) end
-local langs = {}
-if state == 'offered' then
-  local interp_id = hget(ckey, 'interpreter')
-  local offer_id = hget(ckey, 'offer_id')
-  del_deadline('offer', call_id, offer_id)
-  redis.call('HDEL', k('interp', interp_id), 'call_id', 'offer_id')
-  notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id,
-    offer_id = offer_id, reason = 'cancelled'})
-  if hget(k('interp', interp_id), 'connected') == '1' then
-    make_idle(interp_id)
-    langs = interp_langs(interp_id)
-  end
-end
-end_call(call_id, 'abandoned', reason, 'kiosk')
-if #langs > 0 then match(langs) end
+abandon_waiting(call_id, reason, 'kiosk')
 return finish({ok = 'cancelled'})

@@ -7,20 +7,7 @@ if kind == 'kgrace' then
   local ckey = k('call', a)
   local state = hget(ckey, 'state')
   if state ~= 'queued' and state ~= 'offered' then return finish({ok = 'stale'}) end
-  local langs = {}
-  if state == 'offered' then
-    local interp_id, offer_id = hget(ckey, 'interpreter'), hget(ckey, 'offer_id')
-    del_deadline('offer', a, offer_id)
-    redis.call('HDEL', k('interp', interp_id), 'call_id', 'offer_id')
-    notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = a, offer_id = offer_id,
-      reason = 'cancelled'})
-    if hget(k('interp', interp_id), 'connected') == '1' then
-      make_idle(interp_id)
-      langs = interp_langs(interp_id)
-    end
-  end
-  end_call(a, 'abandoned', 'peer_lost', nil)
-  if #langs > 0 then match(langs) end
+  abandon_waiting(a, 'peer_lost', nil)
   return finish({ok = 'abandoned'})
 elseif kind == 'cgrace' then
   local ckey = k('call', a)

@@ -10,6 +10,11 @@ if (role == 'kiosk' and kiosk ~= who) or (role == 'interpreter' and interp_id ~=
   return finish({err = 'forbidden'})
 end
 local state = hget(ckey, 'state')
+if role == 'kiosk' and (state == 'queued' or state == 'offered') then
+  -- A kiosk hanging up a call still waiting gives it up: a cancel (PROTOCOL.md section 4).
+  abandon_waiting(call_id, 'cancelled', 'kiosk')
+  return finish({ok = 'cancelled'})
+end
 if state ~= 'connecting' and state ~= 'connected' then
   return finish({err = 'conflict', state = state})
 end

@@ -226,6 +226,26 @@ local function end_call(call_id, outcome, reason, by)
   return state, msg
 end
 
+-- A waiting call ends before anyone answered (a cancel, or the kiosk lost past its grace):
+-- a ringing offer is withdrawn and that interpreter is free again.
+local function abandon_waiting(call_id, reason, by)
+  local ckey = k('call', call_id)
+  local langs = {}
+  if hget(ckey, 'state') == 'offered' then
+    local interp_id, offer_id = hget(ckey, 'interpreter'), hget(ckey, 'offer_id')
+    del_deadline('offer', call_id, offer_id)
+    redis.call('HDEL', k('interp', interp_id), 'call_id', 'offer_id')
+    notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id,
+      offer_id = offer_id, reason = 'cancelled'})
+    if hget(k('interp', interp_id), 'connected') == '1' then
+      make_idle(interp_id)
+      langs = interp_langs(interp_id)
+    end
+  end
+  end_call(call_id, 'abandoned', reason, by)
+  if #langs > 0 then match(langs) end
+end
+
 -- The interpreter's call is over: wrap-up, then available (or away if asked meanwhile).
 local function start_wrapup(interp_id)
   local key = k('interp', interp_id)

@@ -16,14 +16,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from signaling.redis_server import free_port
+
 CLI = str(Path(sys.executable).with_name("tsunagu"))
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

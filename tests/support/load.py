@@ -20,14 +20,13 @@ class LoadReport:
     kiosk_connected: Counter[str] = field(default_factory=Counter)
     interp_connected: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     ended_reasons: Counter[str] = field(default_factory=Counter)
-    offer_latency_ms: list[float] = field(default_factory=list)
     overlaps: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
 async def interpreter(name: str, client: SignalingClient, report: LoadReport,
-                      requested: dict[str, float], stop: asyncio.Event) -> None:
+                      stop: asyncio.Event) -> None:
     await client.request("presence.set", status="available")
     current: str | None = None
     while not stop.is_set():
@@ -37,9 +36,6 @@ async def interpreter(name: str, client: SignalingClient, report: LoadReport,
             continue
         kind = msg["type"]
         if kind == "call.offer":
-            sent = requested.get(msg["call_id"])
-            if sent is not None:
-                report.offer_latency_ms.append((time.perf_counter() - sent) * 1000)
             await client.send("call.accept", call_id=msg["call_id"], offer_id=msg["offer_id"])
         elif kind == "call.connected":
             if current is not None:
@@ -54,12 +50,9 @@ async def interpreter(name: str, client: SignalingClient, report: LoadReport,
             await client.send("presence.set", status="available")
 
 
-async def kiosk(client: SignalingClient, lang: str, n_calls: int, report: LoadReport,
-                requested: dict[str, float]) -> None:
+async def kiosk(client: SignalingClient, lang: str, n_calls: int, report: LoadReport) -> None:
     for _ in range(n_calls):
-        sent = time.perf_counter()
         queued = await client.request("call.request", language=lang, timeout=60)
-        requested[queued["call_id"]] = sent
         msg = await client.next("call.connected", "call.ended", timeout=120,
                                 call_id=queued["call_id"])
         if msg["type"] == "call.connected":
@@ -74,7 +67,6 @@ async def run_load(stack: Stack, *, kiosks: int, interpreters: int, calls: int) 
     """``calls`` calls from ``kiosks`` kiosks answered by ``interpreters`` bots, spread over
     the stack's nodes; every language has interpreters."""
     report = LoadReport()
-    requested: dict[str, float] = {}
     stop = asyncio.Event()
     nodes = len(stack.nodes)
     bots = []
@@ -82,13 +74,13 @@ async def run_load(stack: Stack, *, kiosks: int, interpreters: int, calls: int) 
         langs = [LANGS[n % len(LANGS)], LANGS[(n + 1) % len(LANGS)]]
         token = await stack.add_interpreter(f"bot{n}", langs)
         client = await stack.client(token, node=n % nodes)
-        bots.append(asyncio.create_task(interpreter(f"bot{n}", client, report, requested, stop)))
+        bots.append(asyncio.create_task(interpreter(f"bot{n}", client, report, stop)))
     await asyncio.sleep(0.5)
     per_kiosk = calls // kiosks
     clients = [await stack.client(await stack.add_kiosk(f"load{n}"), node=n % nodes)
                for n in range(kiosks)]
     started = time.perf_counter()
-    await asyncio.gather(*(kiosk(c, LANGS[n % len(LANGS)], per_kiosk, report, requested)
+    await asyncio.gather(*(kiosk(c, LANGS[n % len(LANGS)], per_kiosk, report)
                            for n, c in enumerate(clients)))
     report.seconds = time.perf_counter() - started
     stop.set()
