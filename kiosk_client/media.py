@@ -87,7 +87,7 @@ class MediaLeg:
         await self._close_pc()
         pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         self.pc = pc
-        pc.on("track", self._on_track)
+        pc.on("track", lambda track: self._on_track(pc, track))
         pc.on("connectionstatechange", lambda: self._log_state(pc))
         for track in self.tracks:
             pc.addTransceiver(self._fanout.subscribe(track, buffered=False), direction="sendrecv")
@@ -106,13 +106,19 @@ class MediaLeg:
     def _log_state(self, pc: RTCPeerConnection) -> None:
         log.info("call %s: media leg -> %s", self.call_id, pc.connectionState)
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
+    def _on_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        if pc is not self.pc:
+            return  # a replaced connection's late track: its meters are gone with it
         stats = self.video if track.kind == "video" else self.audio
         on_video = self.on_video if track.kind == "video" else None
         self._meters.append(TrackMeter(track, stats, on_video))
 
     async def wait_connected(self, within_s: float) -> bool:
-        """Wait until the peer connection reports connected; False on timeout or failure."""
+        """Wait until the peer connection reports connected; False if not within ``within_s``.
+
+        A failed connection does not end the wait: the relay reports it (``media.failed``)
+        and the session offers again, so the leg may still connect in time.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
         while loop.time() < deadline:

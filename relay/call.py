@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from relay.quality import InboundLoss, call_flags
 logger = logging.getLogger(__name__)
 
 PARTIES = ("kiosk", "interpreter")
+CONNECT_TIMEOUT_S = 15.0  # a leg not connected this long after its answer is reported failed
 EventSink = Callable[[str, str, str, str], Awaitable[None]]  # call_id, party, event, reason
 
 
@@ -45,7 +47,7 @@ class Call:
     """Forwards RTP from each leg to the other without decoding, and feedback upstream."""
 
     def __init__(self, call_id: str, ice_servers: list[dict[str, Any]],
-                 on_event: EventSink) -> None:
+                 on_event: EventSink, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.call_id = call_id
         self.modality: str | None = None
         self.legs: dict[str, Leg] = {}
@@ -56,6 +58,9 @@ class Call:
         self._ice_servers = ice_servers
         self._on_event = on_event
         self._id_maps: dict[tuple[int, int], dict[int, int] | None] = {}
+        self._connect_timeout_s = connect_timeout_s
+        self._watchdogs: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def offer(self, party: str, sdp: str, modality: str | None) -> str:
         """Answer a party's offer with a new leg, replacing its previous leg if any."""
@@ -80,6 +85,7 @@ class Call:
         old = self.legs.get(party)
         self.legs[party] = leg
         self._id_maps.clear()
+        self._watch_connect(leg)
         if old is not None:
             logger.info("call %s: %s leg replaced", self.call_id, party)
             await old.close()
@@ -87,6 +93,9 @@ class Call:
 
     async def close(self) -> None:
         """Close both legs."""
+        for handle in self._watchdogs.values():
+            handle.cancel()
+        self._watchdogs.clear()
         legs, self.legs = list(self.legs.values()), {}
         for leg in legs:
             await leg.close()
@@ -111,6 +120,7 @@ class Call:
             h = parse_header(data)
         except ValueError:
             return
+        now_ms = time.monotonic() * 1000
         codec = src.inbound.get(h.payload_type)
         if codec is None or media_length(data, h) == 0:
             return  # padding only (bandwidth probes): nothing to forward or count
@@ -122,8 +132,8 @@ class Call:
             if main_ssrc is None or original is None:
                 return
             h, codec = unwrap_rtx(h, codec.rtx_apt, main_ssrc), original
-        elif src.in_ssrc.get(codec.kind) != h.ssrc:
-            src.in_ssrc[codec.kind] = h.ssrc
+        elif not src.accept_ssrc(codec.kind, h.ssrc, now_ms):
+            return  # a second stream of one kind: never interleave it with the first
         c = src.counters
         c.packets_in += 1
         c.bytes_in += len(data)
@@ -143,12 +153,14 @@ class Call:
         if out is None or pt is None:
             dst.counters.dropped_out += 1  # no codec in common: the transcoding case
             return
-        seq, ts = out.anchor.map(h.ssrc, h.sequence_number, h.timestamp,
-                                 time.monotonic() * 1000, codec.clock_rate)
+        seq, ts = out.anchor.map(h.ssrc, h.sequence_number, h.timestamp, now_ms,
+                                 codec.clock_rate)
         ext = translate_extensions(h, self._id_map(src, dst, codec.kind), out.mid_elem)
         packet = build_packet(h, pt, seq, ts, out.ssrc, ext)
         out.cache.put(seq, packet)
-        dst.send_rtp(out, packet, ts, len(h.payload), video and h.marker == 1)
+        # only the newest packet moves the Sender Report's clock; a late one just counts
+        newest = ts if seq == out.anchor.last_seq else None
+        dst.send_rtp(out, packet, newest, len(h.payload), video and h.marker == 1)
 
     def _id_map(self, src: Leg, dst: Leg, kind: str) -> dict[int, int] | None:
         """Incoming to outgoing extension ids; None when the block can pass unchanged."""
@@ -218,7 +230,7 @@ class Call:
             if cached is None:
                 missing.append(out.anchor.unmap_seq(seq))
             elif src.connected:
-                src.send_rtp(out, cached, out.anchor.last_ts, 0, False)
+                src.send_rtp(out, cached, None, 0, False)
         up = self.legs.get(other_party(src.party))
         if not missing or up is None or not up.connected or kind not in up.in_ssrc:
             return
@@ -229,6 +241,33 @@ class Call:
         await up.send_rtcp(kind, bytes(nack))
 
     # -- state -----------------------------------------------------------------------
+
+    def _watch_connect(self, leg: Leg) -> None:
+        """Report the leg failed if it has not connected in time: aioice alone gives up
+        only after its checks time out (tens of seconds), or never when the party vanished
+        before applying the answer; meanwhile the party would wait without a picture."""
+        previous = self._watchdogs.pop(leg.party, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._watchdogs[leg.party] = loop.call_later(
+            self._connect_timeout_s, self._connect_overdue, leg)
+
+    def _connect_overdue(self, leg: Leg) -> None:
+        self._watchdogs.pop(leg.party, None)
+        if self.legs.get(leg.party) is not leg or leg.closed or leg.was_connected:
+            return
+        if leg.pc.connectionState not in ("new", "connecting"):
+            return  # failed already: that was reported by the state change
+        task = asyncio.create_task(self._fail_unconnected(leg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fail_unconnected(self, leg: Leg) -> None:
+        logger.info("call %s leg %s: not connected after %.0f s", self.call_id, leg.party,
+                    self._connect_timeout_s)
+        await leg.close()  # closed first, so its own state change reports nothing more
+        await self._on_event(self.call_id, leg.party, "leg_failed", "connect_timeout")
 
     async def _leg_state(self, leg: Leg, state: str) -> None:
         if self.legs.get(leg.party) is not leg:

@@ -28,6 +28,7 @@ from relay.quality import LegCounters, LegRates
 logger = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+SSRC_TAKEOVER_MS = 1000.0  # silence after which another SSRC of one kind becomes the source
 PacketSink = Callable[["Leg", bytes], Awaitable[None]]
 RtpSink = Callable[["Leg", bytes], None]
 StateSink = Callable[["Leg", str], Awaitable[None]]
@@ -72,12 +73,14 @@ class Leg:
         self.inbound: dict[int, InboundCodec] = {}
         self.in_ext_uris: dict[int, str] = {}
         self.in_ssrc: dict[str, int] = {}
+        self.in_seen_ms: dict[str, float] = {}
         self.in_mids: dict[str, str] = {}
         self.in_ext_by_kind: dict[str, dict[int, str]] = {}
         self.out: dict[str, OutStream] = {}
         self.counters = LegCounters()
         self.rates = LegRates()
         self.connected = False
+        self.was_connected = False
         self.closed = False
         self._on_rtp, self._on_rtcp, self._on_state = on_rtp, on_rtcp, on_state
         self.pc.on("connectionstatechange", self._state_changed)
@@ -154,9 +157,29 @@ class Leg:
                 return kind
         return None
 
-    def send_rtp(self, out: OutStream, packet: bytes, timestamp: int, payload: int,
+    def accept_ssrc(self, kind: str, ssrc: int, now_ms: float) -> bool:
+        """Whether a packet from ``ssrc`` is this leg's source of ``kind``.
+
+        The first SSRC seen is pinned. Another takes over only once the pinned one has been
+        silent for SSRC_TAKEOVER_MS (the endpoint restarted its sender): two streams of one
+        kind interleaved would re-anchor the outgoing numbering on every packet.
+        """
+        pinned = self.in_ssrc.get(kind)
+        if pinned != ssrc:
+            if pinned is not None and now_ms - self.in_seen_ms[kind] < SSRC_TAKEOVER_MS:
+                self.counters.other_ssrc_in += 1
+                return False
+            self.in_ssrc[kind] = ssrc
+        self.in_seen_ms[kind] = now_ms
+        return True
+
+    def send_rtp(self, out: OutStream, packet: bytes, timestamp: int | None, payload: int,
                  frame_end: bool) -> None:
-        """Send a rewritten packet now; dropped (and counted) when the leg cannot take it."""
+        """Send a rewritten packet now; dropped (and counted) when the leg cannot take it.
+
+        ``timestamp`` is the packet's RTP timestamp when it is the newest of its stream (it
+        then dates the next Sender Report), None for a late packet or a resend.
+        """
         if not rtc_internals.send_rtp_now(out.dtls, packet):
             self.counters.dropped_out += 1
             return
@@ -187,6 +210,7 @@ class Leg:
         state = self.pc.connectionState
         logger.info("call %s leg %s: connection %s", self.call_id, self.party, state)
         self.connected = state == "connected"
+        self.was_connected = self.was_connected or self.connected
         await self._on_state(self, state)
 
     def failure_reason(self) -> str:

@@ -15,7 +15,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from relay import control
-from relay.call import Call
+from relay.call import CONNECT_TIMEOUT_S, Call
 from relay.errors import AtCapacity, BadOffer, Stale
 from relay.quality import ProcessCpu
 from relay.registry import HEARTBEAT_S, Registry
@@ -45,8 +45,10 @@ class RelayNode:
     """The calls a relay serves; refuses a new call that would exceed its capacity."""
 
     def __init__(self, relay_id: str, capacity: int, ice_servers: list[dict[str, Any]],
-                 registry: Registry | None = None, cpu_limit: float | None = None) -> None:
+                 registry: Registry | None = None, cpu_limit: float | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.relay_id = relay_id
+        self.connect_timeout_s = connect_timeout_s
         self.capacity = capacity
         self.ice_servers = ice_servers
         self.registry = registry
@@ -62,7 +64,8 @@ class RelayNode:
                 logger.info("call %s: refused, %d/%d calls, cpu %.2f", call_id,
                             len(self.calls), self.capacity, self.cpu.value)
                 raise AtCapacity
-            call = self.calls[call_id] = Call(call_id, self.ice_servers, self._event)
+            call = Call(call_id, self.ice_servers, self._event, self.connect_timeout_s)
+            self.calls[call_id] = call
         try:
             answer = await call.offer(party, sdp, modality)
         except BadOffer:
@@ -142,7 +145,10 @@ async def serve(host: str, port: int, redis_url: str, secret: bytes, *,
     restrict_ice_addresses(parse_ice_addresses(os.environ.get("TSUNAGU_ICE_ADDRESSES")))
     ice_servers = parse_ice_servers(os.environ.get("TSUNAGU_ICE_SERVERS"))
     relay_id = relay_id or "r_" + secrets.token_hex(4)
-    node = RelayNode(relay_id, capacity or default_capacity(), ice_servers)
+    connect_timeout = os.environ.get("TSUNAGU_RELAY_CONNECT_TIMEOUT_S")
+    node = RelayNode(relay_id, capacity or default_capacity(), ice_servers,
+                     connect_timeout_s=float(connect_timeout) if connect_timeout
+                     else CONNECT_TIMEOUT_S)
     await run(node, host, port, redis_url, secret, public_url=public_url)
 
 

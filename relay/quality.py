@@ -44,6 +44,7 @@ class LegCounters:
     frames_out: int = 0
     dropped_out: int = 0
     bad_in: int = 0  # packets that could not be forwarded (malformed)
+    other_ssrc_in: int = 0  # packets of a second stream of one kind, not forwarded
     nacks: int = 0
     plis: int = 0
     remb_bps: int | None = None

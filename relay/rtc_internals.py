@@ -133,11 +133,16 @@ async def send_plain(dtls: Any, data: bytes) -> None:
     await dtls._send_rtp(data)
 
 
-def note_sent(sender: RTCRtpSender, rtp_timestamp: int, payload_bytes: int) -> None:
-    """Keep the sender's Sender Report state in step with a forwarded packet."""
+def note_sent(sender: RTCRtpSender, rtp_timestamp: int | None, payload_bytes: int) -> None:
+    """Keep the sender's Sender Report state in step with a forwarded packet.
+
+    ``rtp_timestamp`` None (a late packet, a resend) counts the packet but leaves the
+    report's NTP/RTP timestamp pair on the newest packet sent.
+    """
     state: Any = sender
-    state._RTCRtpSender__ntp_timestamp = rtc_clock.current_ntp_time()
-    state._RTCRtpSender__rtp_timestamp = rtp_timestamp
+    if rtp_timestamp is not None:
+        state._RTCRtpSender__ntp_timestamp = rtc_clock.current_ntp_time()
+        state._RTCRtpSender__rtp_timestamp = rtp_timestamp
     state._RTCRtpSender__octet_count += payload_bytes
     state._RTCRtpSender__packet_count += 1
 

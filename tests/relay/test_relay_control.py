@@ -156,8 +156,9 @@ async def test_an_older_offer_never_replaces_a_newer_one(monkeypatch: pytest.Mon
     closed: list[str] = []
 
     class SlowLeg:
-        def __init__(self, *args: object) -> None:
+        def __init__(self, call_id: str, party: str, *args: object) -> None:
             self.name = ""
+            self.party = party
 
         async def answer(self, sdp: str) -> str:
             self.name = sdp
@@ -180,3 +181,4 @@ async def test_an_older_offer_never_replaces_a_newer_one(monkeypatch: pytest.Mon
     with pytest.raises(Stale):
         await older
     assert call.legs["kiosk"].name == "new" and closed == ["old"]
+    await call.close()

@@ -145,3 +145,52 @@ async def test_fast_path_receives_plain_rtp_and_send_now_delivers() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_only_the_newest_packet_dates_the_sender_report() -> None:
+    """A late packet or a resend is counted but never moves the SR's NTP/RTP pair back."""
+    from types import SimpleNamespace
+
+    from aiortc.rtcrtpsender import RTCRtpSender
+
+    from relay.rtc_internals import note_sent
+
+    sender = RTCRtpSender("video", SimpleNamespace(state="new"))
+    note_sent(sender, 9000, 100)
+    state = vars(sender)
+    ntp = state["_RTCRtpSender__ntp_timestamp"]
+    assert state["_RTCRtpSender__rtp_timestamp"] == 9000 and ntp > 0
+    note_sent(sender, None, 50)
+    assert state["_RTCRtpSender__rtp_timestamp"] == 9000
+    assert state["_RTCRtpSender__ntp_timestamp"] == ntp
+    assert state["_RTCRtpSender__packet_count"] == 2
+    assert state["_RTCRtpSender__octet_count"] == 150
+
+
+@pytest.mark.webrtc
+async def test_relay_answer_negotiates_remb_not_transport_cc() -> None:
+    """Chrome runs REMB congestion control with the relay (whose feedback the relay
+    forwards) because aiortc's answer never negotiates transport-cc."""
+    from relay.leg import Leg
+
+    offerer = RTCPeerConnection(rtc_configuration([]))
+    offerer.addTransceiver("audio")
+    offerer.addTransceiver("video")
+    offer = (await offerer.createOffer()).sdp
+    lines = offer.split("\r\n")
+    video = next(i for i, line in enumerate(lines) if line.startswith("m=video"))
+    pt = lines[video].split()[3]
+    # what Chrome adds to its offer
+    lines[video + 1:video + 1] = [
+        f"a=rtcp-fb:{pt} transport-cc",
+        "a=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    ]
+    leg = Leg("c", "kiosk", [], lambda *a: None, lambda *a: asyncio.sleep(0),
+              lambda *a: asyncio.sleep(0))
+    try:
+        answer = await leg.answer("\r\n".join(lines))
+        assert "goog-remb" in answer
+        assert "transport-cc" not in answer and "transport-wide-cc" not in answer
+    finally:
+        await leg.close()
+        await offerer.close()
