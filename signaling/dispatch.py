@@ -256,6 +256,9 @@ async def _resume_kiosk(conn: Connection) -> None:
     p = conn.principal
     assert p is not None
     out = await conn.node.router.kiosk_connect(p.id)
+    missed = out.get("ended")
+    if isinstance(missed, dict):
+        await conn.push(missed)  # its call ended while it was away
     state = out.get("state")
     if state in ("queued", "offered"):
         conn.waiting = (out.get("call_id"), out.get("language"))

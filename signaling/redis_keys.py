@@ -60,6 +60,11 @@ class Keys:
         """STRING: the kiosk's live call id. Deleted when the call ends."""
         return f"{self.prefix}:kcall:{kiosk_id}"
 
+    def kiosk_missed_end(self, kiosk_id: str) -> str:
+        """STRING: the ``call.ended`` of a call that ended while its kiosk was away, told
+        (and deleted) when the kiosk connects again. TTL 1 h."""
+        return f"{self.prefix}:kended:{kiosk_id}"
+
     @property
     def deadlines(self) -> str:
         """ZSET "kind|id|token" -> due ms: offer timeouts, grace expiries, max wait, wrap-up."""

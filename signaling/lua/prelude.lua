@@ -220,7 +220,12 @@ local function end_call(call_id, outcome, reason, by)
   del_deadline('kgrace', call_id, '')
   local msg = {type = 'call.ended', call_id = call_id, reason = reason, by = by,
     duration_s = duration}
-  notify('k:' .. kiosk, msg)
+  if redis.call('EXISTS', k('cnode', 'k:' .. kiosk)) == 1 then
+    notify('k:' .. kiosk, msg)
+  else
+    -- the kiosk is away (its call ended in or after its grace): told when it comes back
+    redis.call('SET', k('kended', kiosk), cjson.encode(msg), 'PX', 3600000)
+  end
   event('ended', {call = call_id, outcome = outcome, reason = reason, by = by or '',
     lang = lang})
   return state, msg

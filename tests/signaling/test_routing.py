@@ -287,6 +287,10 @@ async def test_kiosk_grace_keeps_place_then_abandons(router: Router, redis: aior
     await router.fire_deadline(f"kgrace|{cid}|", now=T0 + 26_000)
     st = await state(redis, cid)
     assert st["state"] == "abandoned" and st["reason"] == "peer_lost"
+    # back later: told of the end it missed, once
+    back = await router.kiosk_connect("k1", now=T0 + 60_000)
+    assert back.data["ended"]["call_id"] == cid and back.data["ended"]["reason"] == "peer_lost"
+    assert "ended" not in (await router.kiosk_connect("k1", now=T0 + 61_000)).data
 
 
 async def test_interpreter_drop_withdraws_ringing_offer(router: Router, redis: aioredis.Redis

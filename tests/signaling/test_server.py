@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from signaling.client import ServerError, SignalingClient
 from signaling.config import Settings
@@ -161,6 +163,27 @@ async def test_kiosk_resume_keeps_place(stack: Stack) -> None:
     assert k.session_id == session and k.welcome["resumed"] is True
     again = await k.next("call.queued")
     assert again["call_id"] == queued["call_id"] and again["position"] == 2
+
+
+async def test_kiosk_back_after_its_grace_is_told_its_call_ended(
+        redis_server: RedisServer, redis: aioredis.Redis) -> None:
+    async with running(make_settings(redis_server, kiosk_grace_s=0.3)) as stack:
+        await stack.client(await stack.add_interpreter("alice", ["jsl"]))  # signed in, away
+        token = await stack.add_kiosk("k1")
+        k = await stack.client(token)
+        queued = await k.request("call.request", language="jsl")
+        await k.close()  # the tablet is off for longer than its grace
+        for _ in range(100):
+            if await redis.hget(K.call(queued["call_id"]), "state") == "abandoned":
+                break
+            await asyncio.sleep(0.05)
+        back = await stack.client(token)
+        ended = await back.next("call.ended")
+        assert (ended["call_id"], ended["reason"]) == (queued["call_id"], "peer_lost")
+        await back.close()  # told once: a later connection hears nothing of it
+        again = await stack.client(token)
+        await asyncio.sleep(0.3)
+        assert not [m for m in again.drain() if m["type"] == "call.ended"]
 
 
 async def test_interpreter_resume_keeps_status(stack: Stack) -> None:
