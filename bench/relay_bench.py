@@ -33,7 +33,7 @@ from typing import Any
 import av
 import numpy as np
 from aiohttp import ClientSession, web
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import get_encoder
 from aiortc.contrib.media import MediaRelay
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -54,8 +54,9 @@ GOP = 60
 
 # -- pre-encoded media -----------------------------------------------------------------
 
-def encode_media(path: Path, kbps: int = 1150) -> None:
-    """Encode one 2-s VP8 GOP (640x480@30) and 1 s of Opus once; endpoints replay them."""
+def encode_media(path: Path, kbps: int = 1150, transcode: bool = False) -> None:
+    """Encode one 2-s VP8 GOP (640x480@30) and 1 s of Opus once; endpoints replay them.
+    With ``transcode``, the same pictures as H.264 and the same sound as PCMU too."""
     rng = np.random.default_rng(1)
     vp8 = av.CodecContext.create("libvpx", "w")
     vp8.width, vp8.height, vp8.pix_fmt = 640, 480, "yuv420p"
@@ -78,15 +79,46 @@ def encode_media(path: Path, kbps: int = 1150) -> None:
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
         frame.sample_rate, frame.pts = 48000, i * 960
         audio += [bytes(p) for p in opus.encode(frame)]
-    path.write_text(json.dumps({"video": [v.hex() for v in video[:GOP]],
-                                "audio": [a.hex() for a in audio]}))
+    media = {"video": video[:GOP], "audio": audio}
+    if transcode:
+        media |= encode_h264_pcmu(base, kbps)
+    path.write_text(json.dumps({k: [x.hex() for x in v] for k, v in media.items()}))
+
+
+def encode_h264_pcmu(base: np.ndarray[Any, Any], kbps: int) -> dict[str, list[bytes]]:
+    """The --transcode side's media: one H.264 GOP (constrained baseline) and 1 s of PCMU."""
+    h264 = av.CodecContext.create("libx264", "w")
+    h264.width, h264.height, h264.pix_fmt = 640, 480, "yuv420p"
+    h264.time_base, h264.framerate = fractions.Fraction(1, 30), fractions.Fraction(30)
+    h264.bit_rate, h264.gop_size, h264.profile = kbps * 1000, GOP, "Baseline"
+    h264.options = {"preset": "veryfast", "tune": "zerolatency", "level": "31"}
+    video: list[bytes] = []
+    for i in range(GOP):
+        frame = av.VideoFrame.from_ndarray(np.roll(base, i * 3, axis=1), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = i
+        video += [bytes(p) for p in h264.encode(frame)]
+    pcmu = av.CodecContext.create("pcm_mulaw", "w")
+    pcmu.sample_rate, pcmu.layout, pcmu.format = 8000, "mono", "s16"
+    rng = np.random.default_rng(2)
+    audio: list[bytes] = []
+    for i in range(50):
+        samples = (rng.standard_normal((1, 160)) * 3000).astype(np.int16)
+        sound = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        sound.sample_rate, sound.pts = 8000, i * 160
+        audio += [bytes(p) for p in pcmu.encode(sound)]
+    return {"h264": video[:GOP], "pcmu": audio}
 
 
 def packetize(media: dict[str, list[bytes]]) -> dict[str, list[list[bytes]]]:
     """RTP payloads of every pre-encoded frame, packetized once by aiortc's own packers."""
     out: dict[str, list[list[bytes]]] = {}
     for kind, mime, clock, step in (("video", "video/VP8", 90000, 3000),
-                                    ("audio", "audio/opus", 48000, 960)):
+                                    ("audio", "audio/opus", 48000, 960),
+                                    ("h264", "video/H264", 90000, 3000),
+                                    ("pcmu", "audio/PCMU", 8000, 160)):
+        if kind not in media:
+            continue
         encoder = get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=clock,
                                                     channels=2 if kind == "audio" else None))
         frames = []
@@ -98,18 +130,31 @@ def packetize(media: dict[str, list[bytes]]) -> dict[str, list[list[bytes]]]:
     return out
 
 
-STEP = {"video": 3000, "audio": 960}
+STEP = {"video": 3000, "audio": 960, "h264": 3000, "pcmu": 160}
 RATE = {"video": 30, "audio": 50}
 CODEC = {"video": "video/vp8", "audio": "audio/opus"}
+# --transcode: the interpreter side offers and sends only these (media key per kind)
+H264_PCMU = {"video": ("h264", "video/h264"), "audio": ("pcmu", "audio/pcmu")}
 
 
 class Endpoint:
     """Sends pre-packetized a+v straight to SRTP (cheap); timestamps video packets."""
 
-    def __init__(self, frames: dict[str, list[list[bytes]]]) -> None:
+    def __init__(self, frames: dict[str, list[list[bytes]]], h264_pcmu: bool = False,
+                 only: bool = False) -> None:
         self.pc = RTCPeerConnection(rtc_internals.rtc_configuration([]))
         self.pc.addTrack(IdleTrack("audio"))
         self.pc.addTrack(IdleTrack("video"))
+        self.media = {"video": "video", "audio": "audio"}
+        self.codec = dict(CODEC)
+        if h264_pcmu:
+            self.media = {kind: key for kind, (key, _mime) in H264_PCMU.items()}
+            self.codec = {kind: mime for kind, (_key, mime) in H264_PCMU.items()}
+        if only:  # offer only what this endpoint sends (--transcode: nothing in common)
+            for t in self.pc.getTransceivers():
+                t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities(t.kind).codecs
+                                       if c.mimeType.lower() in (self.codec[t.kind],
+                                                                 "video/rtx")])
         self.frames = frames
         self.streams: dict[str, list[Any]] = {}  # kind -> [dtls, ssrc, pt, seq, ts0]
         self.video_pts: set[int] = set()
@@ -132,7 +177,7 @@ class Endpoint:
             if m.kind == "video":
                 self.video_pts |= {c.payloadType for c in m.rtp.codecs}
             for c in m.rtp.codecs:
-                if c.mimeType.lower() == CODEC.get(m.kind):
+                if c.mimeType.lower() == self.codec.get(m.kind):
                     pts.setdefault(m.kind, c.payloadType)
         for t in self.pc.getTransceivers():
             if t.kind in pts:
@@ -146,8 +191,9 @@ class Endpoint:
         if stream is None:
             return
         dtls, ssrc, pt, seq, ts0 = stream
-        payloads = self.frames[kind][k % len(self.frames[kind])]
-        ts = (ts0 + k * STEP[kind]) & 0xFFFFFFFF
+        media = self.frames[self.media[kind]]
+        payloads = media[k % len(media)]
+        ts = (ts0 + k * STEP[self.media[kind]]) & 0xFFFFFFFF
         record = kind == "video" and self.window[0] <= time.time() <= self.window[1]
         last = len(payloads) - 1
         for i, payload in enumerate(payloads):
@@ -188,7 +234,8 @@ async def worker(args: argparse.Namespace,
     if args.side == "answerer":
         ends = await answer_directly(args, media)
     else:
-        ends = [Endpoint(media) for _ in range(args.calls)]
+        h264_pcmu = args.transcode and args.side == "interpreter"
+        ends = [Endpoint(media, h264_pcmu, only=args.transcode) for _ in range(args.calls)]
         headers = {"Authorization": f"Bearer {mint_service_token(SECRET.encode())}"}
         async with ClientSession() as http:
             for i, end in enumerate(ends):
@@ -299,12 +346,14 @@ def wait_healthy(url: str) -> None:
 
 
 def run_workers(sides: list[str], calls: int, relay: str, media: Path, duration: float,
-                settle: float, relay_pid: int | None, tmp: Path) -> dict[str, Any]:
+                settle: float, relay_pid: int | None, tmp: Path,
+                transcode: bool = False) -> dict[str, Any]:
     start = time.time() + settle
     outs = [tmp / f"{side}-{calls}.json" for side in sides]
     procs = [subprocess.Popen([PY, str(HERE), "--worker", side, "--calls", str(calls),
                                "--relay", relay, "--media", str(media), "--start", str(start),
-                               "--duration", str(duration), "--out", str(out)])
+                               "--duration", str(duration), "--out", str(out)]
+                              + (["--transcode"] if transcode else []))
              for side, out in zip(sides, outs, strict=True)]
     time.sleep(max(0.0, start - time.time()))
     pids = [relay_pid or 0] + [p.pid for p in procs]
@@ -375,7 +424,7 @@ def scenario(kind: str, calls: int, redis_url: str, media: Path, tmp: Path,
     if kind == "direct":
         return run_direct(calls, url, media, tmp, duration)
     forward = [PY, "-m", "relay", "--port", str(port), "--redis-url", redis_url]
-    cmd = (forward + ["--capacity", "1000"] if kind == "forward"
+    cmd = (forward + ["--capacity", "1000"] if kind in ("forward", "transcode")
            else forward if kind == "overload"
            else [PY, str(HERE), "--stock-relay", str(port)])
     relay = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
@@ -383,7 +432,7 @@ def scenario(kind: str, calls: int, redis_url: str, media: Path, tmp: Path,
         wait_healthy(url)
         settle = 3.0 + 0.25 * calls
         res = run_workers(["kiosk", "interpreter"], calls, url, media, duration, settle,
-                          relay.pid, tmp)
+                          relay.pid, tmp, transcode=kind == "transcode")
         return summarize(res, calls, duration)
     finally:
         relay.terminate()
@@ -417,6 +466,9 @@ def main() -> None:
     parser.add_argument("--overload", type=int, default=30)
     parser.add_argument("--no-e2e", action="store_true",
                         help="skip the kiosk client <-> bot capture-to-decoded measurement")
+    parser.add_argument("--transcode", action="store_true",
+                        help="instead: calls whose legs share no codec (VP8+Opus against "
+                             "H.264+PCMU), which the relay decodes and re-encodes")
     args = parser.parse_args()
     if args.worker:
         args.side = args.worker
@@ -434,14 +486,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         media = tmp / "media.json"
-        encode_media(media)
+        encode_media(media, transcode=args.transcode)
         redis = RedisServer(tmp / "redis", persist=False)
         redis.start()
         try:
-            report = run_all(args, redis.url, media, tmp)
+            report = (run_transcoded(args, redis.url, media, tmp) if args.transcode
+                      else run_all(args, redis.url, media, tmp))
         finally:
             redis.stop()
-    if not args.no_e2e:
+    if not args.no_e2e and not args.transcode:
         report["kiosk_bot_one_call"] = kiosk_bot_latency()
     print(json.dumps(report))
 
@@ -457,6 +510,21 @@ def kiosk_bot_latency() -> Any:
     result = json.loads(done.stdout.strip().splitlines()[-1])["results"][0]
     return {way: {k: result[way][k] for k in ("fps", "latency_ms_p50", "latency_ms_p95")}
             for way in ("kiosk_to_bot", "bot_to_kiosk")}
+
+
+def run_transcoded(args: argparse.Namespace, redis_url: str, media: Path,
+                   tmp: Path) -> dict[str, Any]:
+    """Relay CPU and delivered fps for calls the relay must transcode both ways (640x480
+    VP8 -> H.264 and back, Opus <-> PCMU). Latency is not matched: packets are re-encoded."""
+    report: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)),
+                              "duration_s": args.duration, "transcode": []}
+    for n in (int(x) for x in (args.ns if args.ns != "1,4,8,16,24" else "1").split(",")):
+        row = scenario("transcode", n, redis_url, media, tmp, args.duration)
+        for key in ("latency_p50_ms", "latency_p95_ms", "video_packets_matched"):
+            row.pop(key, None)
+        report["transcode"].append(row)
+        print(json.dumps(row), file=sys.stderr)
+    return report
 
 
 def run_all(args: argparse.Namespace, redis_url: str, media: Path, tmp: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from aiortc.rtp import (
 from relay.errors import Stale
 from relay.forwarder import (
     MID_URI,
+    RtpHeader,
     build_packet,
     media_length,
     parse_header,
@@ -31,6 +32,7 @@ from relay.forwarder import (
 )
 from relay.leg import Leg
 from relay.quality import InboundLoss, call_flags
+from relay.transcode import Transcoder, is_synthetic_source, start_transcoder
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class Call:
         self._ice_servers = ice_servers
         self._on_event = on_event
         self._id_maps: dict[tuple[int, int], dict[int, int] | None] = {}
+        self._transcoders: dict[tuple[str, str], Transcoder] = {}  # by (sending party, kind)
         self._connect_timeout_s = connect_timeout_s
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -85,6 +88,7 @@ class Call:
         old = self.legs.get(party)
         self.legs[party] = leg
         self._id_maps.clear()
+        self._stop_transcoders()
         self._watch_connect(leg)
         if old is not None:
             logger.info("call %s: %s leg replaced", self.call_id, party)
@@ -93,6 +97,7 @@ class Call:
 
     async def close(self) -> None:
         """Close both legs."""
+        self._stop_transcoders()
         for handle in self._watchdogs.values():
             handle.cancel()
         self._watchdogs.clear()
@@ -150,8 +155,11 @@ class Call:
             return
         out = dst.out.get(codec.kind)
         pt = out.pt_by_key.get(codec.key) if out is not None else None
-        if out is None or pt is None:
-            dst.counters.dropped_out += 1  # no codec in common: the transcoding case
+        if out is None:
+            dst.counters.dropped_out += 1
+            return
+        if pt is None:  # no codec in common: decode and re-encode
+            self._transcode(src, dst, codec.kind, h, media_length(data, h))
             return
         seq, ts = out.anchor.map(h.ssrc, h.sequence_number, h.timestamp, now_ms,
                                  codec.clock_rate)
@@ -177,6 +185,36 @@ class Call:
         self._id_maps[key] = id_map
         return id_map
 
+    # -- transcoding (relay/transcode.py) --------------------------------------------
+
+    def _transcode(self, src: Leg, dst: Leg, kind: str, h: RtpHeader, length: int) -> None:
+        """Hand a packet the other leg cannot take as it is to this direction's transcoder,
+        started on the first such packet (and again if the sender changes codec)."""
+        transcoder = self._transcoders.get((src.party, kind))
+        if transcoder is None or transcoder.source_pt != h.payload_type:
+            if transcoder is not None:
+                transcoder.close()
+            transcoder = start_transcoder(
+                self.call_id, src, dst, kind, h.payload_type,
+                lambda: self.request_keyframe(src.party),
+                lambda seqs: self._nack_upstream(src.party, kind, seqs))
+            if transcoder is None:
+                self._transcoders.pop((src.party, kind), None)
+                dst.counters.dropped_out += 1  # nothing aiortc can decode or encode
+                return
+            self._transcoders[(src.party, kind)] = transcoder
+        transcoder.push(h.sequence_number, h.timestamp, h.marker, h.payload[:length])
+
+    def _stop_transcoders(self) -> None:
+        """Close every transcoder (a leg was replaced, or the call ends)."""
+        transcoders, self._transcoders = list(self._transcoders.values()), {}
+        for transcoder in transcoders:
+            transcoder.close()
+
+    def transcoding(self) -> list[str]:
+        """The kinds of media this call transcodes (in either direction)."""
+        return sorted({kind for _party, kind in self._transcoders})
+
     # -- feedback ------------------------------------------------------------------
 
     async def _handle_rtcp(self, src: Leg, data: bytes) -> None:
@@ -187,7 +225,11 @@ class Call:
         for p in packets:
             if isinstance(p, RtcpPsfbPacket) and p.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 src.counters.plis += 1
-                await self.request_keyframe(other_party(src.party))
+                transcoder = self._transcoders.get((other_party(src.party), "video"))
+                if transcoder is not None:
+                    transcoder.force_keyframe()  # the relay's own encoder makes the picture
+                else:
+                    await self.request_keyframe(other_party(src.party))
             elif isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP:
                 await self._forward_remb(src, p)
             elif isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK:
@@ -210,6 +252,10 @@ class Call:
         except ValueError:
             return
         src.counters.remb_bps = bitrate
+        transcoder = self._transcoders.get((other_party(src.party), "video"))
+        if transcoder is not None:
+            transcoder.set_target_bitrate(bitrate)  # the relay's encoder sends this leg's video
+            return
         up = self.legs.get(other_party(src.party))
         if up is None or not up.connected or "video" not in up.in_ssrc:
             return
@@ -231,6 +277,8 @@ class Call:
                 missing.append(out.anchor.unmap_seq(seq))
             elif src.connected:
                 src.send_rtp(out, cached, None, 0, False)
+        if is_synthetic_source(out.anchor.source_ssrc):
+            return  # transcoded: the numbering is the relay's own, the sender cannot resend
         up = self.legs.get(other_party(src.party))
         if not missing or up is None or not up.connected or kind not in up.in_ssrc:
             return
@@ -238,6 +286,17 @@ class Call:
         nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc,
                                media_ssrc=up.in_ssrc[kind])
         nack.lost = sorted(set(missing))
+        await up.send_rtcp(kind, bytes(nack))
+
+    async def _nack_upstream(self, party: str, kind: str, lost: list[int]) -> None:
+        """Ask ``party``'s endpoint to resend packets a transcoder is missing."""
+        up = self.legs.get(party)
+        if up is None or not up.connected or kind not in up.in_ssrc:
+            return
+        sender_ssrc = up.out[kind].ssrc if kind in up.out else 1
+        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc,
+                               media_ssrc=up.in_ssrc[kind])
+        nack.lost = lost
         await up.send_rtcp(kind, bytes(nack))
 
     # -- state -----------------------------------------------------------------------
@@ -287,4 +346,4 @@ class Call:
         legs = {party: leg.rates.update(leg.counters, leg.rtt_s())
                 for party, leg in self.legs.items()}
         return {"relay_id": relay_id, "legs": legs,
-                "flags": call_flags(self.modality, legs)}
+                "flags": call_flags(self.modality, legs), "transcoding": self.transcoding()}

@@ -9,7 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCSessionDescription,
+)
 from aiortc.sdp import SessionDescription
 
 from relay import rtc_internals
@@ -71,6 +76,7 @@ class Leg:
         self.party = party
         self.pc = RTCPeerConnection(rtc_internals.rtc_configuration(ice_servers))
         self.inbound: dict[int, InboundCodec] = {}
+        self.codecs: dict[int, RTCRtpCodecParameters] = {}  # by payload type (transcoding)
         self.in_ext_uris: dict[int, str] = {}
         self.in_ssrc: dict[str, int] = {}
         self.in_seen_ms: dict[str, float] = {}
@@ -122,6 +128,7 @@ class Leg:
                     continue
                 key = codec_key(c.mimeType, c.clockRate, c.parameters)
                 apt = c.parameters.get("apt") if key[0].endswith("/rtx") else None
+                self.codecs[c.payloadType] = c
                 self.inbound[c.payloadType] = InboundCodec(
                     m.kind, key, c.clockRate, int(apt) if apt is not None else None)
                 if apt is None:

@@ -45,6 +45,8 @@ class LegCounters:
     dropped_out: int = 0
     bad_in: int = 0  # packets that could not be forwarded (malformed)
     other_ssrc_in: int = 0  # packets of a second stream of one kind, not forwarded
+    transcoded_frames: int = 0  # frames re-encoded for this leg (no codec in common)
+    transcode_dropped: int = 0  # frames the transcoder dropped: overload, waiting for a keyframe
     nacks: int = 0
     plis: int = 0
     remb_bps: int | None = None
@@ -81,6 +83,8 @@ class LegRates:
             "loss_pct": round(100.0 * max(lost, 0) / exp_delta, 2) if exp_delta > 0 else 0.0,
             "nacks": c.nacks,
             "plis": c.plis,
+            "transcoded_frames": c.transcoded_frames,
+            "transcode_dropped": c.transcode_dropped,
             "rtt_ms": None if rtt_s is None else round(rtt_s * 1000, 1),
         }
         self.last = snap

@@ -18,21 +18,34 @@ Seams used (see docs/media.md):
 - ``RTCRtpSender`` name-mangled report state (``__ntp_timestamp``,
   ``__rtp_timestamp``, ``__packet_count``, ``__octet_count``, ``__rtt``),
   so the relay's own Sender Reports and RTT follow the forwarded stream.
+- ``aiortc.codecs`` ``depayload`` / ``get_decoder`` / ``get_encoder``, the
+  encoders' ``encode`` and ``target_bitrate``, ``JitterBuffer`` and
+  ``JitterFrame``: the transcoding fallback (relay/transcode.py); and
+  ``H264Encoder.codec`` / ``buffer_data`` / ``buffer_pts``, to open x264 with a
+  faster preset than aiortc's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from fractions import Fraction
 from typing import Any
 
 import aioice.ice
+import av
 import pylibsrtp
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpCodecParameters
 from aiortc import clock as rtc_clock
+from aiortc.codecs import depayload, get_decoder, get_encoder
+from aiortc.codecs.base import Decoder, Encoder
+from aiortc.codecs.h264 import MAX_FRAME_RATE as H264_MAX_FRAME_RATE
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
+from av.frame import Frame
+from av.video.frame import VideoFrame
 
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
 RtcpHandler = Callable[[bytes], Awaitable[None]]
@@ -203,3 +216,102 @@ def send_rtp_now(dtls: Any, data: bytes) -> bool:
         return False  # e.g. a sequence number libsrtp's replay window refuses: drop it
     transport.sendto(protected, pair.remote_addr)
     return True
+
+
+# -- transcoding: aiortc's depayloaders, jitter buffer, decoders and encoders ---------------
+
+H264_PRESET = "veryfast"
+DECODABLE = ("audio/opus", "audio/pcmu", "audio/pcma", "audio/g722", "video/vp8", "video/h264")
+
+
+def can_decode(codec: RTCRtpCodecParameters) -> bool:
+    """Whether aiortc can depayload and decode ``codec``."""
+    return codec.mimeType.lower() in DECODABLE
+
+
+def can_encode(codec: RTCRtpCodecParameters) -> bool:
+    """Whether aiortc can encode and packetize ``codec`` (H.264: packetization mode 1 only)."""
+    if codec.mimeType.lower() == "video/h264":
+        return str(codec.parameters.get("packetization-mode", "0")) == "1"
+    return can_decode(codec)
+
+
+def depayload_packet(codec: RTCRtpCodecParameters, payload: bytes) -> bytes:
+    """The codec bitstream carried by one RTP payload (VP8/H.264 descriptors removed);
+    ValueError when the payload is malformed."""
+    return depayload(codec, payload)
+
+
+def video_reassembler(capacity: int) -> JitterBuffer:
+    """aiortc's jitter buffer, for video (capacity: a power of 2, in packets)."""
+    return JitterBuffer(capacity=capacity, is_video=True)
+
+
+def reassemble(buffer: JitterBuffer, seq: int, timestamp: int, marker: int,
+               data: bytes) -> tuple[bool, tuple[bytes, int] | None]:
+    """Add one depayloaded video packet: (keyframe needed, complete frame or None).
+
+    The frame is (bitstream, RTP timestamp). It is released on its marker packet when
+    complete, as with install_early_frame_release (installed or not), else by aiortc's rule.
+    The flag is aiortc's: packets were lost beyond what the buffer can hold.
+    """
+    packet = RtpPacket(sequence_number=seq, timestamp=timestamp, marker=marker)
+    state: Any = packet
+    state._data = data
+    pli_flag, frame = _ORIGINAL_JITTER_ADD(buffer, packet)
+    if frame is None and marker and buffer._origin is not None:
+        frame = _release_marked_frame(buffer, packet)
+    return pli_flag, None if frame is None else (frame.data, frame.timestamp)
+
+
+def new_decoder(codec: RTCRtpCodecParameters) -> Decoder:
+    """aiortc's decoder for ``codec`` (PyAV: FFmpeg/libvpx/libopus)."""
+    return get_decoder(codec)
+
+
+def new_encoder(codec: RTCRtpCodecParameters) -> Encoder:
+    """aiortc's encoder and packetizer for ``codec``."""
+    return get_encoder(codec)
+
+
+def decode(decoder: Decoder, data: bytes, timestamp: int) -> list[Frame]:
+    """Decode one encoded frame; av.FFmpegError when it cannot be decoded."""
+    return decoder.decode(JitterFrame(data=data, timestamp=timestamp))
+
+
+def encode(encoder: Encoder, frame: Frame, force_keyframe: bool) -> list[bytes]:
+    """Encode one frame into RTP payloads (empty while an audio encoder buffers)."""
+    if isinstance(encoder, H264Encoder) and isinstance(frame, VideoFrame):
+        _prepare_h264(encoder, frame)
+    payloads, _timestamp = encoder.encode(frame, force_keyframe)
+    return payloads
+
+
+def _prepare_h264(encoder: H264Encoder, frame: VideoFrame) -> None:
+    """Open x264 as aiortc's H264Encoder would, but with H264_PRESET (aiortc sets none:
+    x264's "medium", about 4x the CPU at 640x480). aiortc keeps a context whose size and
+    bitrate (within 10%) still fit, so it encodes with this one."""
+    codec = encoder.codec
+    if (codec is not None and codec.bit_rate
+            and (codec.width, codec.height) == (frame.width, frame.height)
+            and abs(encoder.target_bitrate - codec.bit_rate) / codec.bit_rate <= 0.1):
+        return
+    encoder.buffer_data, encoder.buffer_pts = b"", None
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height = frame.width, frame.height
+    codec.bit_rate = encoder.target_bitrate
+    codec.pix_fmt = "yuv420p"
+    codec.framerate = Fraction(H264_MAX_FRAME_RATE, 1)
+    codec.time_base = Fraction(1, H264_MAX_FRAME_RATE)
+    codec.options = {"level": "31", "tune": "zerolatency", "preset": H264_PRESET}
+    codec.profile = "Baseline"
+    encoder.codec = codec
+
+
+def set_target_bitrate(encoder: Encoder, bitrate: int) -> int | None:
+    """Set a video encoder's target bitrate; the value it keeps (clamped), None for audio."""
+    if not hasattr(encoder, "target_bitrate"):
+        return None
+    encoder.target_bitrate = bitrate
+    kept: int = encoder.target_bitrate
+    return kept

@@ -45,6 +45,7 @@ const TEXT = {
   "col.duration": { ja: "通話", en: "Talk" },
   "col.interpreter": { ja: "通訳者", en: "Interpreter" },
   "col.quality": { ja: "品質", en: "Quality" },
+  "quality.transcoding": { ja: "変換中", en: "transcoding" },
   "col.name": { ja: "名前", en: "Name" },
   "col.in_state": { ja: "経過", en: "Time in state" },
   "col.languages": { ja: "言語", en: "Languages" },
@@ -199,8 +200,10 @@ function interpreterName(id, snap) {
 function summarizeQuality(q) {
   if (!q || typeof q !== "object") return null;
   const flags = [].concat(q.flags || []);
+  // kinds the relay re-encodes because the two ends share no codec (costs relay CPU)
+  const transcoding = [].concat(q.transcoding || []);
   if (typeof q.fps === "number" || !q.legs) {
-    return { fps: q.fps, rtt_ms: q.rtt_ms, loss_pct: q.loss_pct, flags };
+    return { fps: q.fps, rtt_ms: q.rtt_ms, loss_pct: q.loss_pct, flags, transcoding };
   }
   const legs = Object.values(q.legs).filter((l) => l && typeof l === "object");
   const nums = (key) => legs.map((l) => l[key]).filter((v) => typeof v === "number");
@@ -210,6 +213,7 @@ function summarizeQuality(q) {
     rtt_ms: pick(nums("rtt_ms"), Math.max),
     loss_pct: pick(nums("loss_pct"), Math.max),
     flags,
+    transcoding,
   };
 }
 
@@ -219,7 +223,7 @@ function renderCalls(snap) {
     const wait = ((c.answered_ms || now) - c.enqueued_ms) / 1000;
     const talk = c.answered_ms ? (now - c.answered_ms) / 1000 : null;
     const q = summarizeQuality(c.quality);
-    const quality = q ? `${fmtNum(q.fps, 0)} fps · ${fmtNum(q.rtt_ms, 0)} ms · ${fmtNum(q.loss_pct)}%${q.flags.length ? ` ⚠ ${q.flags.join(",")}` : ""}` : "–";
+    const quality = q ? `${fmtNum(q.fps, 0)} fps · ${fmtNum(q.rtt_ms, 0)} ms · ${fmtNum(q.loss_pct)}%${q.flags.length ? ` ⚠ ${q.flags.join(",")}` : ""}${q.transcoding.length ? ` · ${t("quality.transcoding").ja} transcoding ${q.transcoding.join("+")}` : ""}` : "–";
     return el("tr", { "data-call": c.call_id, "data-state": c.state },
       el("td", {}, c.ward || ""), el("td", {}, c.counter || ""), el("td", {}, languageName(c.language)),
       el("td", {}, stateBadge(c.state)),

@@ -53,6 +53,7 @@ async def test_audio_and_video_both_ways(relay: RunningRelay, http: aiohttp.Clie
         assert quality["relay_id"] == relay.node.relay_id
         assert quality["legs"]["kiosk"]["fps_in"] > 5
         assert quality["legs"]["kiosk"]["kbps_out"] > 0
+        assert quality["transcoding"] == []  # Opus and VP8 both ways: forwarded as is
         # the kiosk hangs up its connection: signaling hears that the leg failed
         await kiosk.close()
         for _ in range(100):
