@@ -88,7 +88,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 LEG_GAUGES = ("fps_in", "fps_out", "pps_in", "kbps_in", "kbps_out", "loss_pct", "rtt_ms")
-LEG_COUNTERS = ("nacks", "plis")
+LEG_COUNTERS = ("nacks", "plis", "transcoded_frames", "transcode_dropped")
 
 
 def _label(value: str) -> str:
@@ -101,6 +101,8 @@ def render_metrics(node: RelayNode) -> str:
         "# TYPE tsunagu_relay_calls gauge", f"tsunagu_relay_calls {len(node.calls)}",
         "# TYPE tsunagu_relay_capacity gauge", f"tsunagu_relay_capacity {node.capacity}",
         "# TYPE tsunagu_relay_cpu gauge", f"tsunagu_relay_cpu {node.cpu.value:.3f}",
+        "# TYPE tsunagu_relay_transcoding_calls gauge",
+        f"tsunagu_relay_transcoding_calls {sum(1 for c in node.calls.values() if c.transcoding())}",
     ]
     legs: list[tuple[str, str, dict[str, Any]]] = [
         (cid, party, leg.rates.current)

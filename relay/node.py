@@ -100,7 +100,7 @@ class RelayNode:
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The calls and their latest per-leg quality, for GET /v1/calls."""
-        return [{"call_id": cid, "modality": call.modality,
+        return [{"call_id": cid, "modality": call.modality, "transcoding": call.transcoding(),
                  "legs": {p: {"connected": leg.connected, **leg.rates.current}
                           for p, leg in call.legs.items()}}
                 for cid, call in self.calls.items()]

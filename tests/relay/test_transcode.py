@@ -102,7 +102,11 @@ async def test_no_common_codec_is_transcoded_both_ways(
         assert all(q["transcoded_frames"] > 0 for q in quality["legs"].values())
         async with http.get(f"{relay.url}/metrics") as resp:
             assert resp.status == 200
-            assert 'tsunagu_relay_leg_fps_out{call_id="t1",party="kiosk"}' in await resp.text()
+            text = await resp.text()
+        assert 'tsunagu_relay_leg_fps_out{call_id="t1",party="kiosk"}' in text
+        assert "tsunagu_relay_transcoding_calls 1" in text
+        assert 'tsunagu_relay_leg_transcoded_frames_total{call_id="t1",party="kiosk"}' in text
+        assert [c["transcoding"] for c in relay.node.snapshot()] == [["audio", "video"]]
     finally:
         await kiosk.close()
         await interp.close()
