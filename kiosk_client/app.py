@@ -7,6 +7,11 @@
 
 from __future__ import annotations
 
+# OpenCV before PyAV (aiortc): their wheels bundle libxcb-shm/-xfixes/-shape under the same
+# names, linked to different libxcb copies; with PyAV's loaded first the kiosk window hangs.
+import cv2  # noqa: F401
+
+# isort: split
 import argparse
 import asyncio
 import json
@@ -20,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiortc.mediastreams import MediaStreamTrack
 
+from kiosk_client.audio import KioskAudio, add_audio_arguments, audio_check, audio_from_args
 from kiosk_client.camera import Camera, parse_source
 from kiosk_client.camera_check import FaceDetector, check_picture
 from kiosk_client.endpoints import server_urls
@@ -40,6 +46,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--headless", action="store_true", help="no window (tests, screenless kiosks)")
     p.add_argument("--source", default="0",
                    help='camera: device index, video or image file, or "synthetic"')
+    add_audio_arguments(p)
     p.add_argument("--call", metavar="LANG", help="headless: place one call in this language")
     p.add_argument("--priority", default="normal", choices=("normal", "urgent"))
     p.add_argument("--duration", type=float, default=10.0, metavar="S",
@@ -55,15 +62,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_tracks_factory(camera: Camera | None, fps: float) -> Callable[[], list[MediaStreamTrack]]:
-    """A function making fresh (audio, video) tracks for each call."""
+def make_tracks_factory(camera: Camera | None, fps: float, audio: KioskAudio | None = None,
+                        ) -> Callable[[], list[MediaStreamTrack]]:
+    """A function making fresh (audio, video) tracks for each call (audio: the microphone)."""
     def make() -> list[MediaStreamTrack]:
         video: MediaStreamTrack
         if camera is None:
             video = SyntheticVideoTrack(fps=fps)
         else:
             video = SourceVideoTrack(camera, fps=fps)
-        return [ToneAudioTrack(), video]
+        return [ToneAudioTrack() if audio is None else audio.make_track(), video]
     return make
 
 
@@ -111,15 +119,20 @@ async def run_headless(args: argparse.Namespace) -> dict[str, Any]:
     camera = None if source == "synthetic" else Camera(source, fps=args.fps)
     if camera is not None:
         camera.start()
-    session = KioskSession(client, make_tracks_factory(camera, args.fps))
+    audio = audio_from_args(args)
+    audio.start()
+    session = KioskSession(client, make_tracks_factory(camera, args.fps, audio),
+                           on_audio=audio.play)
     try:
         welcome = await client.connect()
         prepare_rtc(early_release=not args.no_early_release)
         reader = asyncio.create_task(session.run(), name="kiosk-session")
         summary: dict[str, Any] = {"kiosk": (welcome.get("user") or {}).get("id"),
-                                   "camera_check": await camera_check(camera)}
+                                   "camera_check": await camera_check(camera),
+                                   "audio_check": await audio_check(audio)}
         if args.call:
             summary["call"] = await _one_call(session, args)
+            summary["call"]["audio"] = audio.summary()
         else:
             await reader  # a screenless kiosk: stay connected until stopped
         summary["reconnects"] = client.reconnects
@@ -128,6 +141,7 @@ async def run_headless(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await session.close()
         await client.close()
+        await asyncio.to_thread(audio.stop)
         if camera is not None:
             camera.stop()
 

@@ -62,12 +62,14 @@ class MediaLeg:
 
     def __init__(self, client: SignalingClient, call_id: str, ice_servers: list[dict[str, Any]],
                  tracks: list[MediaStreamTrack],
-                 on_video: Callable[[av.VideoFrame], None] | None = None) -> None:
+                 on_video: Callable[[av.VideoFrame], None] | None = None,
+                 on_audio: Callable[[av.AudioFrame], None] | None = None) -> None:
         self.client = client
         self.call_id = call_id
         self.ice_servers = ice_servers
         self.tracks = tracks
         self.on_video = on_video
+        self.on_audio = on_audio  # each decoded audio frame (the kiosk's speaker)
         self.video = ReceiveStats("video")
         self.audio = ReceiveStats("audio")
         self.offers = 0
@@ -111,7 +113,8 @@ class MediaLeg:
             return  # a replaced connection's late track: its meters are gone with it
         stats = self.video if track.kind == "video" else self.audio
         on_video = self.on_video if track.kind == "video" else None
-        self._meters.append(TrackMeter(track, stats, on_video))
+        on_audio = self.on_audio if track.kind == "audio" else None
+        self._meters.append(TrackMeter(track, stats, on_video, on_audio))
 
     async def wait_connected(self, within_s: float) -> bool:
         """Wait until the peer connection reports connected; False if not within ``within_s``.

@@ -166,6 +166,8 @@ def _in_call(canvas: Canvas, tf: Typeface, view: View) -> list[Button]:
     if view.self_view is not None:
         _paste(canvas, view.self_view, (video_w - width // 5 - 10, height - height // 5 - 10,
                                         width // 5, height // 5))
+    if view.advice:  # e.g. a microphone or speaker that does not work, over the video
+        _lines(canvas, tf, view.advice, (20, 12), max(height // 36, 12), WARNING)
     side_x, size = video_w + 12, max(height // 40, 12)
     if view.peer_name:
         tf.draw(canvas, view.peer_name, (side_x, 12), size + 4, TEXT)

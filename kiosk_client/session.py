@@ -62,10 +62,12 @@ class KioskSession:
 
     def __init__(self, client: SignalingClient,
                  make_tracks: Callable[[], list[MediaStreamTrack]],
-                 on_video: Callable[[av.VideoFrame], None] | None = None) -> None:
+                 on_video: Callable[[av.VideoFrame], None] | None = None,
+                 on_audio: Callable[[av.AudioFrame], None] | None = None) -> None:
         self.client = client
         self.make_tracks = make_tracks
         self.on_video = on_video
+        self.on_audio = on_audio
         self.state = ScreenState.HOME
         self.call_id: str | None = None
         self.language: str | None = None
@@ -149,7 +151,7 @@ class KioskSession:
         if self.leg is None:
             self._tracks = self.make_tracks()
             self.leg = MediaLeg(self.client, self.call_id, ice_servers, self._tracks,
-                                on_video=self.on_video)
+                                on_video=self.on_video, on_audio=self.on_audio)
         if self._leg_task is not None and not self._leg_task.done():
             self._leg_task.cancel()
         self._leg_task = asyncio.create_task(self._offer(), name="kiosk-media-offer")

@@ -60,13 +60,26 @@ def test_headless_options() -> None:
     assert args.headless and args.call == "jsl" and args.duration == 5.0
 
 
-def test_without_window_support_the_app_says_so(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_a_display_the_app_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     token = tmp_path / "t"
     token.write_text("x")
-    gui = cv2.getBuildInformation().split("GUI:")[1].split("\n")[0].strip()
-    assert gui == "NONE", "this test expects opencv-python-headless (no HighGUI)"
+    monkeypatch.delenv("DISPLAY", raising=False)  # checked before Qt, which would abort
     code = main(["--server", "http://127.0.0.1:9", "--token-file", str(token),
                  "--source", "synthetic"])
     assert code == 2
     assert "--headless" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", ["signaling.cli", "kiosk_client.app"])
+def test_opencv_loads_before_pyav_on_the_kiosk_entry_points(entry: str) -> None:
+    """`tsunagu kiosk` (signaling.cli) must not load PyAV before kiosk_client.app loads
+    OpenCV: their bundled xcb libraries clash and the kiosk window would hang."""
+    import subprocess
+    import sys
+
+    probe = (f"import sys; import {entry}; "
+             "order = [m for m in sys.modules if m in ('cv2', 'av')]; print(','.join(order))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.strip()
+    assert out in ("", "cv2", "cv2,av"), out
