@@ -441,7 +441,9 @@ def probe_microphone(device: str, timeout_s: float = 2.0) -> str | None:
     reader.start()
     reader.join(timeout_s)
     if not result:
-        return "gives no sound (timed out)"  # the blocked reader is left to the device
+        # Closing the container under a blocked read is not safe in PyAV, so the reader is
+        # left to the device; a device this slow is reported, and each call opens its own.
+        return "gives no sound (timed out)"
     with contextlib.suppress(Exception):
         container.close()
     return result[0]

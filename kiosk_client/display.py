@@ -320,7 +320,8 @@ async def run_windowed(args: argparse.Namespace) -> int:
     actions: asyncio.Queue[str] = asyncio.Queue()
 
     def on_input(action: str) -> None:
-        loop.call_soon_threadsafe(actions.put_nowait, action)
+        with contextlib.suppress(RuntimeError):  # the loop already closed: nothing to tell
+            loop.call_soon_threadsafe(actions.put_nowait, action)
 
     display = Display((width, height), not args.windowed, on_input)
     display.self_view = camera.latest_bgr
@@ -337,9 +338,9 @@ async def run_windowed(args: argparse.Namespace) -> int:
     try:
         await connect_until_up(session, kiosk)
         prepare_rtc(early_release=not args.no_early_release)
+        await audio.check_async()  # done before any call can open the microphone itself
         tasks = [asyncio.create_task(session.run(), name="kiosk-session"),
-                 asyncio.create_task(kiosk.check_camera_forever(), name="camera-check"),
-                 asyncio.create_task(audio.check_async(), name="audio-check")]
+                 asyncio.create_task(kiosk.check_camera_forever(), name="camera-check")]
         await kiosk.run()
         if display.failed:
             print(f"kiosk: the window failed: {display.failed}", file=sys.stderr)

@@ -101,6 +101,8 @@ class Call:
         for handle in self._watchdogs.values():
             handle.cancel()
         self._watchdogs.clear()
+        for task in list(self._tasks):
+            task.cancel()
         legs, self.legs = list(self.legs.values()), {}
         for leg in legs:
             await leg.close()
@@ -130,8 +132,9 @@ class Call:
         if codec is None or media_length(data, h) == 0:
             return  # padding only (bandwidth probes): nothing to forward or count
         if codec.rtx_apt is not None:
-            if media_length(data, h) < 2:
-                return
+            if media_length(data, h) < 2 or not src.accept_ssrc(codec.kind + "/rtx", h.ssrc,
+                                                                 now_ms):
+                return  # RTX of a second stream must not land in the pinned one
             main_ssrc = src.in_ssrc.get(codec.kind)
             original = src.inbound.get(codec.rtx_apt)
             if main_ssrc is None or original is None:
@@ -161,6 +164,8 @@ class Call:
         if pt is None:  # no codec in common: decode and re-encode
             self._transcode(src, dst, codec.kind, h, media_length(data, h))
             return
+        if self._transcoders:
+            self._stop_transcoder(src.party, codec.kind)  # the sender moved to a shared codec
         seq, ts = out.anchor.map(h.ssrc, h.sequence_number, h.timestamp, now_ms,
                                  codec.clock_rate)
         ext = translate_extensions(h, self._id_map(src, dst, codec.kind), out.mid_elem)
@@ -191,19 +196,25 @@ class Call:
         """Hand a packet the other leg cannot take as it is to this direction's transcoder,
         started on the first such packet (and again if the sender changes codec)."""
         transcoder = self._transcoders.get((src.party, kind))
-        if transcoder is None or transcoder.source_pt != h.payload_type:
+        if (transcoder is None or transcoder.source_pt != h.payload_type
+                or transcoder.source_ssrc != h.ssrc):  # another codec, or a restarted sender
             if transcoder is not None:
                 transcoder.close()
             transcoder = start_transcoder(
                 self.call_id, src, dst, kind, h.payload_type,
                 lambda: self.request_keyframe(src.party),
-                lambda seqs: self._nack_upstream(src.party, kind, seqs))
+                lambda seqs: self._nack_upstream(src.party, kind, seqs), h.ssrc)
             if transcoder is None:
                 self._transcoders.pop((src.party, kind), None)
                 dst.counters.dropped_out += 1  # nothing aiortc can decode or encode
                 return
             self._transcoders[(src.party, kind)] = transcoder
         transcoder.push(h.sequence_number, h.timestamp, h.marker, h.payload[:length])
+
+    def _stop_transcoder(self, party: str, kind: str) -> None:
+        transcoder = self._transcoders.pop((party, kind), None)
+        if transcoder is not None:
+            transcoder.close()
 
     def _stop_transcoders(self) -> None:
         """Close every transcoder (a leg was replaced, or the call ends)."""
@@ -254,8 +265,9 @@ class Call:
         src.counters.remb_bps = bitrate
         transcoder = self._transcoders.get((other_party(src.party), "video"))
         if transcoder is not None:
-            transcoder.set_target_bitrate(bitrate)  # the relay's encoder sends this leg's video
-            return
+            # the relay's encoder sends this leg's video; the sender still needs a bound
+            # (REMB is its only delay-based feedback), and more is never of use here
+            transcoder.set_target_bitrate(bitrate)
         up = self.legs.get(other_party(src.party))
         if up is None or not up.connected or "video" not in up.in_ssrc:
             return
@@ -326,7 +338,8 @@ class Call:
         logger.info("call %s leg %s: not connected after %.0f s", self.call_id, leg.party,
                     self._connect_timeout_s)
         await leg.close()  # closed first, so its own state change reports nothing more
-        await self._on_event(self.call_id, leg.party, "leg_failed", "connect_timeout")
+        if self.legs.get(leg.party) is leg:  # not replaced, nor the call closed, meanwhile
+            await self._on_event(self.call_id, leg.party, "leg_failed", "connect_timeout")
 
     async def _leg_state(self, leg: Leg, state: str) -> None:
         if self.legs.get(leg.party) is not leg:

@@ -54,6 +54,7 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 VIDEO_QUEUE = 4  # reassembled frames waiting for the worker: 133 ms of 30 fps video
 AUDIO_QUEUE = 10  # 200 ms of 20 ms audio frames
 REASSEMBLY_PACKETS = 256  # jitter buffer capacity (a power of 2)
+BITRATE_STEP = 0.25  # relative REMB change the transcoder's encoder follows
 KEYFRAME_REQUEST_MS = 300.0  # at most one PLI upstream per transcoder in this time
 MAX_NACK = 64  # a larger gap is left to the keyframe request
 AUDIO_PACKET_S = 0.02  # aiortc's audio encoders emit 20 ms payloads
@@ -256,9 +257,10 @@ class Transcoder:
     def __init__(self, kind: str, source_pt: int, source: RTCRtpCodecParameters,
                  target: RTCRtpCodecParameters, output: TranscodedOutput,
                  counters: LegCounters, request_keyframe: KeyframeRequest,
-                 request_resend: ResendRequest) -> None:
+                 request_resend: ResendRequest, source_ssrc: int = 0) -> None:
         self.kind = kind
         self.source_pt = source_pt
+        self.source_ssrc = source_ssrc  # a new source stream needs a new transcoder
         self.source, self.target = source, target
         self.output = output
         self.counters = counters  # the receiving leg's
@@ -276,6 +278,7 @@ class Transcoder:
         self._highest: int | None = None
         self._force = False
         self._bitrate: int | None = None
+        self._applied_bitrate: int | None = None
         self._samples = 0  # audio pts for the encoder's resampler (worker thread only)
         self._last_pts: int | None = None  # video pts (worker thread only)
         self._worker: asyncio.Task[None] | None = None
@@ -329,6 +332,15 @@ class Transcoder:
         self._queue.put_nowait(Job(data, timestamp, relative))
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work())
+            self._worker.add_done_callback(self._worker_ended)
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        """A worker that ended while the transcoder is open is restarted by the next frame."""
+        if self._worker is task:
+            self._worker = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("transcoder %s: worker stopped", self.describe(),
+                         exc_info=task.exception())
 
     def _ask_keyframe(self) -> None:
         if self.video and self._keyframe_throttle.ready(time.monotonic() * 1000):
@@ -346,7 +358,15 @@ class Transcoder:
         self._force = True
 
     def set_target_bitrate(self, bitrate: int) -> None:
-        """The receiver's bandwidth estimate (REMB), for the encoder (applied by the worker)."""
+        """The receiver's bandwidth estimate (REMB), for the encoder (applied by the worker).
+
+        Only a change of more than BITRATE_STEP is applied: aiortc reopens its video encoder
+        (and so sends a keyframe) on each change, and REMB moves a little all the time.
+        """
+        applied = self._applied_bitrate
+        if applied is not None and abs(bitrate - applied) <= BITRATE_STEP * applied:
+            return
+        self._applied_bitrate = bitrate
         self._bitrate = bitrate
 
     # -- the worker
@@ -370,7 +390,10 @@ class Transcoder:
             if force and not coded.forced:
                 self._force = True  # nothing was encoded: keep the request for the next frame
             self.keyframes_forced += coded.forced
-            self._send(coded, job)
+            try:
+                self._send(coded, job)
+            except Exception:  # a send that fails must not end the worker either
+                self._log_error("sending failed")
 
     def _send(self, coded: Coded, job: Job) -> None:
         ts = output_timestamp(job.relative, self.source.clockRate, self.target.clockRate)
@@ -438,7 +461,7 @@ class Transcoder:
 
 def start_transcoder(call_id: str, src: Leg, dst: Leg, kind: str, source_pt: int,
                      request_keyframe: KeyframeRequest,
-                     request_resend: ResendRequest) -> Transcoder | None:
+                     request_resend: ResendRequest, source_ssrc: int = 0) -> Transcoder | None:
     """A transcoder from ``src``'s ``source_pt`` to ``dst``'s first codec of ``kind`` that
     aiortc can encode; None when there is none (the packets are then dropped)."""
     out = dst.out.get(kind)
@@ -450,7 +473,7 @@ def start_transcoder(call_id: str, src: Leg, dst: Leg, kind: str, source_pt: int
         if target is not None and rtc_internals.can_encode(target):
             output = TranscodedOutput(dst, out, pt, target.clockRate)
             transcoder = Transcoder(kind, source_pt, source, target, output, dst.counters,
-                                    request_keyframe, request_resend)
+                                    request_keyframe, request_resend, source_ssrc)
             logger.info("call %s: transcoding %s for %s", call_id, transcoder.describe(),
                         dst.party)
             return transcoder

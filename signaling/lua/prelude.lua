@@ -212,7 +212,8 @@ local function end_call(call_id, outcome, reason, by)
   redis.call('SREM', k('calls', 'live'), call_id)
   redis.call('EXPIRE', ckey, 86400)
   redis.call('DEL', k('passed', call_id))
-  if redis.call('GET', k('kcall', kiosk)) == call_id then redis.call('DEL', k('kcall', kiosk)) end
+  local current = redis.call('GET', k('kcall', kiosk)) == call_id
+  if current then redis.call('DEL', k('kcall', kiosk)) end
   del_deadline('maxwait', call_id, '')
   del_deadline('nointerp', call_id, '')
   del_deadline('cgrace', call_id, 'kiosk')
@@ -222,7 +223,7 @@ local function end_call(call_id, outcome, reason, by)
     duration_s = duration}
   if redis.call('EXISTS', k('cnode', 'k:' .. kiosk)) == 1 then
     notify('k:' .. kiosk, msg)
-  else
+  elseif current then
     -- the kiosk is away (its call ended in or after its grace): told when it comes back
     redis.call('SET', k('kended', kiosk), cjson.encode(msg), 'PX', 3600000)
   end

@@ -94,7 +94,6 @@ async def test_the_bot_hears_the_microphone_and_the_speaker_plays_the_bot(
     assert received["dominant_hz"] == pytest.approx(BOT_HZ, abs=10), received
     speaker = call["audio"]["speaker"]
     assert speaker["ok"] is True and speaker["frames_played"] >= 50 * TALK_S * 0.8, speaker
-    assert speaker["buffer_ms_p95"] is not None and speaker["buffer_ms_p95"] <= 100, speaker
     played = read_speaker(alsa.speaker)
     assert played.shape[0] >= RATE * TALK_S * 0.8, played.shape
     body = played[RATE // 2:]  # past the start (silence while the call connected)

