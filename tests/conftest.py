@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling.redis_server import RedisServer
+from tests.support.service import Service
 
 TEST_SECRET = b"test-secret-0123456789abcdef0123456789"
 
@@ -41,3 +43,16 @@ def _secret_env() -> Iterator[None]:
 
 
 ARTIFACTS = Path(os.environ.get("TSUNAGU_TEST_ARTIFACTS", "test-artifacts"))
+
+
+@pytest.fixture
+async def service(redis: aioredis.Redis, redis_server: RedisServer,
+                  tmp_path: Path) -> AsyncIterator[Service]:
+    """The whole service as processes (a signaling node and a relay) on a flushed Redis (the
+    ``redis`` fixture flushes it); their logs in ``tmp_path``."""
+    svc = Service(redis_server.url, tmp_path)
+    try:
+        await asyncio.to_thread(svc.start)
+        yield svc
+    finally:
+        await asyncio.to_thread(svc.stop)

@@ -15,13 +15,10 @@ import contextlib
 import fcntl
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +29,9 @@ import redis as sync_redis
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from signaling.redis_server import RedisServer
+from tests.support.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]
-TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
 ARTIFACTS = Path(os.environ.get("TSUNAGU_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 SCREENSHOTS = ARTIFACTS / "screenshots"
 SECRET = "browser-test-secret-0123456789abcdef0123"
@@ -93,122 +90,27 @@ def _loopback_only() -> None:
         pytest.fail("loopback is down: run `ip link set lo up` first", pytrace=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as res:
-            if res.status == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer in {timeout} s")
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"port {port} did not open in {timeout} s")
-
-
 @dataclass
-class Stack:
-    """The server side of one test module: signaling (+ relay) processes and accounts."""
+class Stack(Service):
+    """The server side of one test module: the service's processes, and its kiosks' tokens."""
 
-    redis_url: str
-    env: dict[str, str] = field(repr=False)  # holds the signing secret
-    logdir: Path
-    port: int = field(default_factory=free_port)
-    relay_port: int = field(default_factory=free_port)
-    signaling: subprocess.Popen[bytes] | None = None
-    relay: subprocess.Popen[bytes] | None = None
     relay_error: str | None = None
     kiosks: dict[str, str] = field(default_factory=dict, repr=False)  # device tokens
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.logdir / f"{name}.log").open("ab")
-        return subprocess.Popen(
-            [TSUNAGU, *args, "--redis-url", self.redis_url],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        """Run one `tsunagu admin ...` command; return its standard output."""
-        res = subprocess.run(
-            [TSUNAGU, "admin", *args, "--redis-url", self.redis_url],
-            env=self.env,
-            input=stdin.encode() if stdin is not None else None,
-            capture_output=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
-        if res.returncode != 0:
-            # stderr only: stdout may carry a token.
-            raise RuntimeError(f"tsunagu admin {args[0]} failed: {res.stderr.decode()[-800:]}")
-        return res.stdout.decode()
-
-    def start_signaling(self) -> None:
-        self.signaling = self._spawn(
-            "signaling", "signaling", "--host", "127.0.0.1", "--port", str(self.port)
-        )
-        _wait_http(f"{self.base_url}/healthz", self.signaling)
-
-    def kill_signaling(self) -> None:
-        """Crash the signaling node (SIGKILL): clients see their sockets drop."""
-        if self.signaling and self.signaling.poll() is None:
-            self.signaling.send_signal(signal.SIGKILL)
-            self.signaling.wait(10)
-
     def start_relay(self) -> None:
+        """Start the relay; a relay that cannot start is reported by the tests that need it."""
         try:
-            self.relay = self._spawn(
-                "relay", "relay", "--host", "127.0.0.1", "--port", str(self.relay_port)
-            )
-            _wait_port(self.relay_port, self.relay)
+            super().start_relay()
         except (RuntimeError, TimeoutError, OSError) as exc:
-            self.relay_error = f"{exc}; see {self.logdir / 'relay.log'}"
-            self.stop_process(self.relay)
+            self.relay_error = f"{str(exc)[:300]}; see {self.logdir / 'relay.log'}"
+            _stop(self.relay)
             self.relay = None
 
-    def kill_relay(self) -> None:
-        """Crash the relay (SIGKILL): media legs through it die."""
-        if self.relay and self.relay.poll() is None:
-            self.relay.send_signal(signal.SIGKILL)
-            self.relay.wait(10)
 
-    @staticmethod
-    def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-    def stop(self) -> None:
-        self.stop_process(self.signaling)
-        self.stop_process(self.relay)
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +134,7 @@ def stack(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
     logdir.mkdir(parents=True, exist_ok=True)
     for old in logdir.glob("*.log"):
         old.unlink()
-    st = Stack(redis_url=redis_server.url, env=env, logdir=logdir)
+    st = Stack(redis_url=redis_server.url, logdir=logdir, env=env, cwd=ROOT)
     for user, role, name, langs in (
         ("alice", "interpreter", "Alice", "jsl,en"),
         ("bob", "interpreter", "Bob", "en"),
@@ -241,9 +143,9 @@ def stack(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
         args = ["add-user", user, "--role", role, "--name", name, "--password-stdin"]
         if langs:
             args += ["--languages", langs]
-        st.cli(*args, stdin=PASSWORD + "\n")
+        st.admin(*args, stdin=PASSWORD + "\n")
     for kiosk, ward, counter in (("k1", "北区", "3"), ("k2", "南区", "5")):
-        st.kiosks[kiosk] = st.cli("add-kiosk", kiosk, "--ward", ward, "--counter", counter).strip()
+        st.kiosks[kiosk] = st.add_kiosk(kiosk, ward=ward, counter=counter)
     try:
         st.start_signaling()
         if getattr(request.module, "NEEDS_RELAY", False):
@@ -294,7 +196,7 @@ class Pages:
         page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))
         if init_script:
             page.add_init_script(init_script)
-        page.goto(self.stack.base_url + path)
+        page.goto(self.stack.url + path)
         return page
 
     def kiosk(

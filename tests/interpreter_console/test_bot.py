@@ -3,51 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
-
-import pytest
 
 from interpreter_console.bot import AnsweringBot, BotConfig, parse_args
 from signaling.client import SignalingClient
-from signaling.redis_server import RedisServer
+from tests.support.service import Service
 
 
-def _live_service() -> ModuleType:
-    """tests/kiosk_client/live_service.py (one launcher for every end-to-end test)."""
-    path = Path(__file__).parents[1] / "kiosk_client" / "live_service.py"
-    spec = importlib.util.spec_from_file_location("live_service", path)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get("live_service") or importlib.util.module_from_spec(spec)
-    if "live_service" not in sys.modules:
-        sys.modules["live_service"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-async def service(redis: object, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Any]:
-    svc = _live_service().Service(redis_server.url, tmp_path)
-    try:
-        await asyncio.to_thread(svc.start)
-        yield svc
-    finally:
-        await asyncio.to_thread(svc.stop)
-
-
-async def kiosk(service: Any, kiosk_id: str) -> SignalingClient:
+async def kiosk(service: Service, kiosk_id: str) -> SignalingClient:
     token = await asyncio.to_thread(service.add_kiosk, kiosk_id)
     client = SignalingClient(service.url.replace("http", "ws", 1) + "/ws", token)
     await client.connect()
     return client
 
 
-def bot(service: Any, username: str, **overrides: Any) -> AnsweringBot:
+def bot(service: Service, username: str, **overrides: Any) -> AnsweringBot:
     config: dict[str, Any] = {"server": service.url, "username": username,
                               "password": f"pw-{username}-123", "media": False,
                               "talk_s": 1.0, "wrapup_s": 0.0}
@@ -55,7 +27,7 @@ def bot(service: Any, username: str, **overrides: Any) -> AnsweringBot:
     return AnsweringBot(BotConfig(**config))
 
 
-async def test_bot_answers_talks_hangs_up_and_answers_again(service: Any) -> None:
+async def test_bot_answers_talks_hangs_up_and_answers_again(service: Service) -> None:
     await asyncio.to_thread(service.add_interpreter, "b1", "pw-b1-123", "vi")
     b1 = bot(service, "b1", max_calls=2)
     task = asyncio.create_task(b1.run())
@@ -77,7 +49,7 @@ async def test_bot_answers_talks_hangs_up_and_answers_again(service: Any) -> Non
     assert report.offers == 2 and report.declined == 0
 
 
-async def test_a_declining_bot_passes_the_call_to_the_next(service: Any) -> None:
+async def test_a_declining_bot_passes_the_call_to_the_next(service: Service) -> None:
     for name in ("picky", "keen"):
         await asyncio.to_thread(service.add_interpreter, name, f"pw-{name}-123", "en")
     picky = bot(service, "picky", decline_rate=1.0)
@@ -105,7 +77,7 @@ async def test_a_declining_bot_passes_the_call_to_the_next(service: Any) -> None
     assert picky.report.calls == []
 
 
-async def test_many_bots_in_one_process_answer_many_calls(service: Any) -> None:
+async def test_many_bots_in_one_process_answer_many_calls(service: Service) -> None:
     n = 6
     for i in range(n):
         await asyncio.to_thread(service.add_interpreter, f"m{i}", f"pw-m{i}-123", "zh")
@@ -132,7 +104,7 @@ def test_command_line_reads_the_bot_settings() -> None:
     assert args.no_media and args.talk == 0 and args.decline_rate == 0.5 and args.calls == 3
 
 
-async def test_bot_command_line_answers_and_prints_its_report(service: Any) -> None:
+async def test_bot_command_line_answers_and_prints_its_report(service: Service) -> None:
     await asyncio.to_thread(service.add_interpreter, "cli", "pw-cli-123", "ko")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "interpreter_console.bot", "--server", service.url,

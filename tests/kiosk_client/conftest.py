@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import socket
 import struct
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
-from live_service import Service
-
-from signaling.redis_server import RedisServer
 
 Image = npt.NDArray[np.uint8]
 SIOCGIFFLAGS = 0x8913
@@ -113,13 +107,3 @@ def draw() -> object:
     return draw_person
 
 
-@pytest.fixture
-async def service(redis: object, redis_server: RedisServer,
-                  tmp_path: Path) -> AsyncIterator[Service]:
-    """A signaling node and a relay on a flushed Redis (the ``redis`` fixture flushes it)."""
-    svc = Service(redis_server.url, tmp_path)
-    try:
-        await asyncio.to_thread(svc.start)
-        yield svc
-    finally:
-        await asyncio.to_thread(svc.stop)

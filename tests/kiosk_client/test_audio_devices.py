@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from live_service import Service
 from test_audio import AlsaFiles, make_alsa_files, read_speaker, tone
 
 from interpreter_console.bot import AnsweringBot, BotConfig, BotReport
 from kiosk_client.audio import MIC_PROBLEM, RATE
+from tests.support.service import Service
 
 pytestmark = pytest.mark.webrtc
 TALK_S = 8.0

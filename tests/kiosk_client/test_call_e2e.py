@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_service import Service
 
 from interpreter_console.bot import AnsweringBot, BotConfig
 from kiosk_client.endpoints import server_urls
@@ -23,6 +22,7 @@ from kiosk_client.screen import ScreenState
 from kiosk_client.session import KioskSession
 from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack
 from signaling.client import SignalingClient
+from tests.support.service import Service
 
 pytestmark = pytest.mark.webrtc
 TALK_S = 8.0

@@ -29,13 +29,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
-from live_service import Service
 
 from interpreter_console.bot import AnsweringBot, BotConfig
 from kiosk_client.screen import Button, ScreenState, View, render
 from kiosk_client.session import end_message, languages_of
 from kiosk_client.typeface import Typeface
 from signaling.languages import load_catalogue
+from tests.support.service import Service
 
 pytestmark = pytest.mark.webrtc
 Image = npt.NDArray[np.uint8]
