@@ -74,9 +74,24 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="origin not allowed")
     ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes, compress=False,
                                heartbeat=s.heartbeat_s, autoping=True)
+    allow_pong_within(ws, s.heartbeat_s)
     await ws.prepare(request)
     await Connection(node, ws).serve()
     return ws
+
+
+def allow_pong_within(ws: web.WebSocketResponse, seconds: float) -> None:
+    """Wait ``seconds`` for the pong to each ping before dropping the client.
+
+    PROTOCOL.md: pings every ``heartbeat_s``, a client silent for 2 x ``heartbeat_s`` is
+    dropped. aiohttp (3.14) waits only half an interval for the pong and has no public
+    setting for it; its ``_pong_heartbeat`` is the one value to change
+    (tests/signaling/test_server.py checks the timing, so an aiohttp upgrade that renames
+    it fails there).
+    """
+    if not hasattr(ws, "_pong_heartbeat"):
+        raise RuntimeError("aiohttp changed: WebSocketResponse._pong_heartbeat is gone")
+    ws._pong_heartbeat = seconds
 
 
 def _json_error(status: int, code: ErrorCode, message: str) -> web.Response:

@@ -368,3 +368,23 @@ async def test_replaced_socket_is_closed(stack: Stack) -> None:
     await stack.client(token)
     closed = await first.next("_closed", timeout=5)
     assert closed["code"] == 4409
+
+
+async def test_a_client_silent_for_two_heartbeats_is_dropped_not_sooner(
+        redis_server: RedisServer, redis: aioredis.Redis) -> None:
+    """PROTOCOL.md: pings every heartbeat_s; no answer for 2 x heartbeat_s drops the client."""
+    async with running(make_settings(redis_server, heartbeat_s=0.4)) as stack:
+        token = await stack.add_kiosk("k1")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(stack.nodes[0].ws_url, autoping=False)  # never pongs
+            await ws.send_str(json.dumps({"type": "hello", "token": token}))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while not ws.closed:
+                msg = await ws.receive(timeout=5)
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                aiohttp.WSMsgType.CLOSING):
+                    break
+            silent = loop.time() - started
+    # the first ping goes 0.4 s after the last sign of life; its pong is awaited 0.4 s more
+    assert 0.75 <= silent <= 1.6, silent
