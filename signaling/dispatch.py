@@ -263,11 +263,7 @@ async def _resume_kiosk(conn: Connection) -> None:
     if state in ("queued", "offered"):
         conn.waiting = (out.get("call_id"), out.get("language"))
         await conn.refresh_position(force=True)
-    elif state in ("connecting", "connected"):
-        await conn.push({"type": "call.connected", "call_id": out.get("call_id"),
-                         "role": "kiosk", "resumed": True,
-                         "peer": {"name": out.get("interp_name") or out.get("interpreter"),
-                                  "language": out.get("language")}})
+    await _resend(conn, out.get("resend"))
 
 
 async def _resume_interpreter(conn: Connection, resumed: bool) -> None:
@@ -280,24 +276,17 @@ async def _resume_interpreter(conn: Connection, resumed: bool) -> None:
     state = str(out.get("state"))
     conn.send("presence", status="available" if state not in ("away", "offline") else "away",
               state=state, since_ms=out.get("since_ms"), until_ms=out.get("until_ms"))
-    call_id = out.get("call_id")
-    if not call_id or state not in ("offered", "in_call"):
+    await _resend(conn, out.get("resend"))
+
+
+async def _resend(conn: Connection, msg: object) -> None:
+    """Send again what a resumed client must see (built by the connect transition, as the
+    transition that first sent it built it); ``call.connected`` is marked ``resumed``."""
+    if not isinstance(msg, dict):
         return
-    call = await node.redis.hgetall(node.settings.keys.call(call_id))
-    if state == "offered" and out.get("offer_id"):
-        timeout_ms = node.settings.offer_timeout_s * 1000
-        left = max(0.0, (int(call.get("offered_ms", 0)) + timeout_ms - now_ms()) / 1000)
-        conn.send("call.offer", call_id=call_id, offer_id=out.get("offer_id"),
-                  language=call.get("language"), ward=call.get("ward"),
-                  counter=call.get("counter"), procedure=call.get("procedure") or None,
-                  waited_s=(now_ms() - int(call.get("enqueued_ms", 0))) / 1000,
-                  expires_in_s=round(left, 1))
-    elif state == "in_call":
-        await conn.push({"type": "call.connected", "call_id": call_id, "role": "interpreter",
-                         "resumed": True,
-                         "peer": {"name": f"{call.get('ward', '')} {call.get('counter', '')}",
-                                  "ward": call.get("ward"), "counter": call.get("counter"),
-                                  "language": call.get("language")}})
+    if msg.get("type") == "call.connected":
+        msg["resumed"] = True
+    await conn.push(msg)
 
 
 def _is_turn(server: dict[str, Any]) -> bool:

@@ -22,11 +22,6 @@ redis.call('HDEL', k('interp', interp_id), 'offer_id')
 set_interp_state(interp_id, 'in_call')
 event('answered', {call = call_id, interp = interp_id, wait_ms = NOW - enq,
   lang = hget(ckey, 'language')})
-local ikey = k('interp', interp_id)
-local lang = hget(ckey, 'language')
-notify('k:' .. hget(ckey, 'kiosk'), {type = 'call.connected', call_id = call_id, role = 'kiosk',
-  peer = {name = hget(ikey, 'name') or interp_id, language = lang}})
-notify('i:' .. interp_id, {type = 'call.connected', call_id = call_id, role = 'interpreter',
-  peer = {name = hget(ckey, 'ward') .. ' ' .. hget(ckey, 'counter'), ward = hget(ckey, 'ward'),
-    counter = hget(ckey, 'counter'), language = lang}})
+notify('k:' .. hget(ckey, 'kiosk'), connected_message(call_id, 'kiosk'))
+notify('i:' .. interp_id, connected_message(call_id, 'interpreter'))
 return finish({ok = 'connected', call_id = call_id})

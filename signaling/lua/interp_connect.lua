@@ -31,6 +31,14 @@ end
 -- A waiting call whose language had nobody may be waiting on a fail-fast deadline: fine, the
 -- sweeper re-checks who is logged in when it fires.
 -- Read after matching: a resumed interpreter may have been offered a call just now.
-return cjson.encode({state = hget(key, 'state'), since_ms = tonumber(hget(key, 'since_ms')),
+-- What the interpreter must see again: its ringing offer, or its call.
+local state_now, call_id = hget(key, 'state'), hget(key, 'call_id')
+local resend = nil
+if call_id and state_now == 'offered' and hget(key, 'offer_id') then
+  resend = offer_message(call_id, hget(key, 'offer_id'))
+elseif call_id and state_now == 'in_call' then
+  resend = connected_message(call_id, 'interpreter')
+end
+return cjson.encode({state = state_now, since_ms = tonumber(hget(key, 'since_ms')),
   until_ms = tonumber(hget(key, 'until_ms')),
-  call_id = hget(key, 'call_id'), offer_id = hget(key, 'offer_id')})
+  call_id = call_id, offer_id = hget(key, 'offer_id'), resend = resend})

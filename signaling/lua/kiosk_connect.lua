@@ -17,6 +17,9 @@ del_deadline('cgrace', call_id, 'kiosk')
 local ckey = k('call', call_id)
 local lang = hget(ckey, 'language')
 local rank = redis.call('ZRANK', k('q', lang), call_id)
-return cjson.encode({ended = ended, call_id = call_id, state = hget(ckey, 'state'), language = lang,
+local state = hget(ckey, 'state')
+local resend = nil
+if state == 'connecting' or state == 'connected' then resend = connected_message(call_id, 'kiosk') end
+return cjson.encode({ended = ended, resend = resend, call_id = call_id, state = state, language = lang,
   position = rank and (rank + 1) or nil, interpreter = hget(ckey, 'interpreter'),
   interp_name = hget(k('interp', hget(ckey, 'interpreter') or ''), 'name')})

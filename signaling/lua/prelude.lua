@@ -110,6 +110,34 @@ local function cfg_ms(name, default)
   return tonumber(hget(k('cfg'), name) or default)
 end
 
+-- The messages that tell an interpreter of its ringing offer, and a party of its connected
+-- call: sent by the transitions, and sent again by the connect transitions on a resume.
+local function offer_message(call_id, offer_id)
+  local ckey = k('call', call_id)
+  local offered = tonumber(hget(ckey, 'offered_ms') or NOW)
+  local procedure = hget(ckey, 'procedure')
+  local left = offered + cfg_ms('offer_timeout_ms', 20000) - NOW
+  return {type = 'call.offer', call_id = call_id, offer_id = offer_id,
+    language = hget(ckey, 'language'), ward = hget(ckey, 'ward'), counter = hget(ckey, 'counter'),
+    procedure = (procedure and procedure ~= '') and procedure or nil,
+    priority = hget(ckey, 'priority'),
+    waited_s = (NOW - tonumber(hget(ckey, 'enqueued_ms'))) / 1000,
+    expires_in_s = math.max(0, left) / 1000}
+end
+
+local function connected_message(call_id, party)
+  local ckey = k('call', call_id)
+  local lang = hget(ckey, 'language')
+  if party == 'kiosk' then
+    local interp_id = hget(ckey, 'interpreter') or ''
+    return {type = 'call.connected', call_id = call_id, role = 'kiosk',
+      peer = {name = hget(k('interp', interp_id), 'name') or interp_id, language = lang}}
+  end
+  local ward, counter = hget(ckey, 'ward') or '', hget(ckey, 'counter') or ''
+  return {type = 'call.connected', call_id = call_id, role = 'interpreter',
+    peer = {name = ward .. ' ' .. counter, ward = ward, counter = counter, language = lang}}
+end
+
 local function offer(call_id, interp_id, lang)
   local ckey = k('call', call_id)
   local offer_id = 'o_' .. redis.sha1hex(call_id .. interp_id .. NOW .. OP):sub(1, 16)
@@ -122,11 +150,7 @@ local function offer(call_id, interp_id, lang)
   set_interp_state(interp_id, 'offered')
   add_deadline('offer', call_id, offer_id, NOW + timeout_ms)
   event('offered', {call = call_id, interp = interp_id, offer = offer_id})
-  local enq = tonumber(hget(ckey, 'enqueued_ms'))
-  notify('i:' .. interp_id, {type = 'call.offer', call_id = call_id, offer_id = offer_id,
-    language = lang, ward = hget(ckey, 'ward'), counter = hget(ckey, 'counter'),
-    procedure = (hget(ckey, 'procedure') ~= '') and hget(ckey, 'procedure') or nil, priority = hget(ckey, 'priority'),
-    waited_s = (NOW - enq) / 1000, expires_in_s = timeout_ms / 1000})
+  notify('i:' .. interp_id, offer_message(call_id, offer_id))
 end
 
 -- Offer waiting calls to free interpreters: calls in order of effective wait across the

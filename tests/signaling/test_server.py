@@ -198,6 +198,31 @@ async def test_interpreter_resume_keeps_status(stack: Stack) -> None:
     assert (await i.next("call.offer"))["language"] == "jsl"
 
 
+async def test_resume_resends_the_offer_and_the_call_as_first_sent(stack: Stack) -> None:
+    i = await stack.client(await stack.add_interpreter("alice", ["jsl"]))
+    await i.request("presence.set", status="available")
+    k = await stack.client(await stack.add_kiosk("k1", ward="北区", counter="3"))
+    await k.request("call.request", language="jsl", procedure="転入届", priority="urgent")
+    first = await i.next("call.offer")
+    await asyncio.sleep(0.2)
+    await i.drop()
+    await i.next("_reconnected", timeout=10)
+    again = await i.next("call.offer")  # the drop withdrew it; the resume offers it anew
+    same = ("type", "call_id", "language", "ward", "counter", "procedure", "priority")
+    assert {f: again.get(f) for f in same} == {f: first.get(f) for f in same}
+    assert again["priority"] == "urgent" and again["procedure"] == "転入届"
+    assert again["waited_s"] > first["waited_s"] and again["expires_in_s"] > 0
+    await asyncio.sleep(0.3)
+    assert "call.offer" not in [m["type"] for m in i.drain()]  # once, not twice
+    await i.request("call.accept", call_id=again["call_id"], offer_id=again["offer_id"])
+    connected = await i.next("call.connected")
+    await i.drop()
+    await i.next("_reconnected", timeout=10)
+    resent = await i.next("call.connected")
+    assert resent["resumed"] is True and resent["peer"] == connected["peer"]
+    assert resent["ice_servers"] == connected["ice_servers"]
+
+
 async def test_new_interpreter_session_starts_away(stack: Stack) -> None:
     token = await stack.add_interpreter("alice", ["jsl"])
     i = await stack.client(token)
