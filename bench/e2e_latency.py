@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import secrets
@@ -34,17 +33,7 @@ from kiosk_client.session import KioskSession  # noqa: E402
 from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack  # noqa: E402
 from signaling.client import SignalingClient  # noqa: E402
 from signaling.redis_server import RedisServer  # noqa: E402
-
-
-def load_launcher() -> Any:
-    """The service launcher the end-to-end tests use (tests/kiosk_client/live_service.py)."""
-    path = ROOT / "tests" / "kiosk_client" / "live_service.py"
-    spec = importlib.util.spec_from_file_location("live_service", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["live_service"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.support.service import Service  # noqa: E402  (the tests' service launcher)
 
 
 def loopback_only() -> bool:
@@ -52,7 +41,7 @@ def loopback_only() -> bool:
     return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
-async def one_call(service: Any, index: int, seconds: float,
+async def one_call(service: Service, index: int, seconds: float,
                    early_release: bool) -> dict[str, Any]:
     """One kiosk calls, one bot answers; both meter what they receive for ``seconds``."""
     user, password = f"bench{index}", f"pw-bench-{index}-x"
@@ -93,10 +82,9 @@ async def one_call(service: Any, index: int, seconds: float,
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the service, run the calls, stop everything."""
     prepare_rtc(early_release=not args.no_early_release)
-    launcher = load_launcher()
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis",
                                                            persist=False) as redis:
-        service = launcher.Service(redis.url, Path(tmp))
+        service = Service(redis.url, Path(tmp))
         await asyncio.to_thread(service.start)
         try:
             early = not args.no_early_release

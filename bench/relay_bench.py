@@ -10,7 +10,9 @@ time of the same RTP packet, through the relay minus a direct hop).
 
 Run inside a loopback-only namespace:
   unshare -n sh -c 'ip link set lo up && .venv/bin/python bench/relay_bench.py'
-Endpoints of one side run in one process each (kiosk side, interpreter side).
+Endpoints of one side run in one process each (kiosk side, interpreter side). With two or
+more cores the relay runs on the first and the endpoints on the second (``--no-pin``: let
+the kernel place them), so what the relay adds is not the endpoints' scheduling.
 """
 
 from __future__ import annotations
@@ -156,6 +158,9 @@ class Endpoint:
                                        if c.mimeType.lower() in (self.codec[t.kind],
                                                                  "video/rtx")])
         self.frames = frames
+        # Where in the keyframe cycle this endpoint starts: calls placed at different times
+        # do not send their keyframes (bursts of packets) in the same frame interval.
+        self.phase = 0
         self.streams: dict[str, list[Any]] = {}  # kind -> [dtls, ssrc, pt, seq, ts0]
         self.video_pts: set[int] = set()
         self.sent: dict[int, float] = {}
@@ -192,7 +197,7 @@ class Endpoint:
             return
         dtls, ssrc, pt, seq, ts0 = stream
         media = self.frames[self.media[kind]]
-        payloads = media[k % len(media)]
+        payloads = media[(k + self.phase) % len(media)]
         ts = (ts0 + k * STEP[self.media[kind]]) & 0xFFFFFFFF
         record = kind == "video" and self.window[0] <= time.time() <= self.window[1]
         last = len(payloads) - 1
@@ -236,6 +241,9 @@ async def worker(args: argparse.Namespace,
     else:
         h264_pcmu = args.transcode and args.side == "interpreter"
         ends = [Endpoint(media, h264_pcmu, only=args.transcode) for _ in range(args.calls)]
+        if not args.transcode:  # (a transcoder must start on a keyframe: keep them aligned)
+            for j, end in enumerate(ends):
+                end.phase = j * GOP // len(ends)
         headers = {"Authorization": f"Bearer {mint_service_token(SECRET.encode())}"}
         async with ClientSession() as http:
             for i, end in enumerate(ends):
@@ -260,6 +268,8 @@ async def answer_directly(args: argparse.Namespace,
                           media: dict[str, list[list[bytes]]]) -> list[Endpoint]:
     """The direct hop: answer the kiosk side's offers with our own endpoints (no relay)."""
     ends = [Endpoint(media) for _ in range(args.calls)]
+    for j, end in enumerate(ends):
+        end.phase = j * GOP // len(ends)  # as the relayed interpreter side
 
     async def post_leg(request: web.Request) -> web.Response:
         end = ends[int(request.match_info["call_id"][1:])]
@@ -345,6 +355,15 @@ def wait_healthy(url: str) -> None:
     raise RuntimeError("relay did not start")
 
 
+PIN: dict[str, set[int]] = {}  # "relay" / "endpoints" -> CPUs (set in main unless --no-pin)
+
+
+def pinned(role: str) -> Any:
+    """A preexec_fn putting the child on its role's CPUs before it starts (threads too)."""
+    cpus = PIN.get(role)
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 def run_workers(sides: list[str], calls: int, relay: str, media: Path, duration: float,
                 settle: float, relay_pid: int | None, tmp: Path,
                 transcode: bool = False) -> dict[str, Any]:
@@ -353,7 +372,8 @@ def run_workers(sides: list[str], calls: int, relay: str, media: Path, duration:
     procs = [subprocess.Popen([PY, str(HERE), "--worker", side, "--calls", str(calls),
                                "--relay", relay, "--media", str(media), "--start", str(start),
                                "--duration", str(duration), "--out", str(out)]
-                              + (["--transcode"] if transcode else []))
+                              + (["--transcode"] if transcode else []),
+                              preexec_fn=pinned("endpoints"))
              for side, out in zip(sides, outs, strict=True)]
     time.sleep(max(0.0, start - time.time()))
     pids = [relay_pid or 0] + [p.pid for p in procs]
@@ -427,7 +447,8 @@ def scenario(kind: str, calls: int, redis_url: str, media: Path, tmp: Path,
     cmd = (forward + ["--capacity", "1000"] if kind in ("forward", "transcode")
            else forward if kind == "overload"
            else [PY, str(HERE), "--stock-relay", str(port)])
-    relay = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+    relay = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL,
+                             preexec_fn=pinned("relay"))
     try:
         wait_healthy(url)
         settle = 3.0 + 0.25 * calls
@@ -446,7 +467,8 @@ def run_direct(calls: int, url: str, media: Path, tmp: Path,
     out = tmp / f"answerer-{calls}.json"
     answerer = subprocess.Popen([PY, str(HERE), "--worker", "answerer", "--calls", str(calls),
                                  "--relay", url, "--media", str(media), "--start", str(start),
-                                 "--duration", str(duration), "--out", str(out)])
+                                 "--duration", str(duration), "--out", str(out)],
+                                preexec_fn=pinned("endpoints"))
     wait_healthy(url)
     res = run_workers(["kiosk"], calls, url, media, duration, start - time.time(), None, tmp)
     answerer.wait(timeout=60)
@@ -466,6 +488,8 @@ def main() -> None:
     parser.add_argument("--overload", type=int, default=30)
     parser.add_argument("--no-e2e", action="store_true",
                         help="skip the kiosk client <-> bot capture-to-decoded measurement")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not put the relay and the endpoints on separate cores")
     parser.add_argument("--transcode", action="store_true",
                         help="instead: calls whose legs share no codec (VP8+Opus against "
                              "H.264+PCMU), which the relay decodes and re-encodes")
@@ -479,6 +503,9 @@ def main() -> None:
     if args.stock_relay:
         asyncio.run(stock_relay(args.stock_relay))
         return
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2:
+        PIN.update(relay={cpus[0]}, endpoints=set(cpus[1:]))
     os.environ["TSUNAGU_SECRET"] = SECRET
     os.environ["TSUNAGU_ICE_ADDRESSES"] = "127.0.0.1"
     os.environ["TSUNAGU_ICE_SERVERS"] = "[]"
@@ -517,7 +544,8 @@ def run_transcoded(args: argparse.Namespace, redis_url: str, media: Path,
     """Relay CPU and delivered fps for calls the relay must transcode both ways (640x480
     VP8 -> H.264 and back, Opus <-> PCMU). Latency is not matched: packets are re-encoded."""
     report: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)),
-                              "duration_s": args.duration, "transcode": []}
+                              "duration_s": args.duration,
+                              "pinned": {k: sorted(v) for k, v in PIN.items()}, "transcode": []}
     for n in (int(x) for x in (args.ns if args.ns != "1,4,8,16,24" else "1").split(",")):
         row = scenario("transcode", n, redis_url, media, tmp, args.duration)
         for key in ("latency_p50_ms", "latency_p95_ms", "video_packets_matched"):
@@ -530,6 +558,7 @@ def run_transcoded(args: argparse.Namespace, redis_url: str, media: Path,
 def run_all(args: argparse.Namespace, redis_url: str, media: Path, tmp: Path) -> dict[str, Any]:
     duration = args.duration
     report: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)), "duration_s": duration,
+                              "pinned": {k: sorted(v) for k, v in PIN.items()},
                               "direct_hop": [], "forward": [], "stock": []}
     for key, ns, kind in (("forward", args.ns, "forward"), ("stock", args.stock_ns, "stock")):
         for n in (int(x) for x in ns.split(",")):
