@@ -129,17 +129,18 @@ class Call:
             return
         now_ms = time.monotonic() * 1000
         codec = src.inbound.get(h.payload_type)
-        if codec is None or media_length(data, h) == 0:
+        length = media_length(data, h)
+        if codec is None or length == 0:
             return  # padding only (bandwidth probes): nothing to forward or count
         if codec.rtx_apt is not None:
-            if media_length(data, h) < 2 or not src.accept_ssrc(codec.kind + "/rtx", h.ssrc,
-                                                                 now_ms):
+            if length < 2 or not src.accept_ssrc(codec.kind + "/rtx", h.ssrc, now_ms):
                 return  # RTX of a second stream must not land in the pinned one
             main_ssrc = src.in_ssrc.get(codec.kind)
             original = src.inbound.get(codec.rtx_apt)
             if main_ssrc is None or original is None:
                 return
             h, codec = unwrap_rtx(h, codec.rtx_apt, main_ssrc), original
+            length -= 2  # the original sequence number RTX carried in front
         elif not src.accept_ssrc(codec.kind, h.ssrc, now_ms):
             return  # a second stream of one kind: never interleave it with the first
         c = src.counters
@@ -162,7 +163,7 @@ class Call:
             dst.counters.dropped_out += 1
             return
         if pt is None:  # no codec in common: decode and re-encode
-            self._transcode(src, dst, codec.kind, h, media_length(data, h))
+            self._transcode(src, dst, codec.kind, h, length)
             return
         if self._transcoders:
             self._stop_transcoder(src.party, codec.kind)  # the sender moved to a shared codec
@@ -247,15 +248,22 @@ class Call:
                 src.counters.nacks += 1
                 await self._answer_nack(src, p)
 
+    def _upstream(self, party: str, kind: str) -> tuple[Leg, int, int] | None:
+        """``party``'s leg if it is connected and sends ``kind``, with the SSRCs feedback to
+        it carries: the relay's own sender SSRC on that leg and the endpoint's media SSRC."""
+        leg = self.legs.get(party)
+        if leg is None or not leg.connected or kind not in leg.in_ssrc:
+            return None
+        sender_ssrc = leg.out[kind].ssrc if kind in leg.out else 1
+        return leg, sender_ssrc, leg.in_ssrc[kind]
+
     async def request_keyframe(self, party: str) -> None:
         """Ask ``party``'s endpoint for a keyframe (PLI) on the video it sends."""
-        leg = self.legs.get(party)
-        if leg is None or not leg.connected or "video" not in leg.in_ssrc:
-            return
-        sender_ssrc = leg.out["video"].ssrc if "video" in leg.out else 1
-        pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=sender_ssrc,
-                             media_ssrc=leg.in_ssrc["video"])
-        await leg.send_rtcp("video", bytes(pli))
+        up = self._upstream(party, "video")
+        if up is not None:
+            leg, sender_ssrc, media_ssrc = up
+            pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=sender_ssrc, media_ssrc=media_ssrc)
+            await leg.send_rtcp("video", bytes(pli))
 
     async def _forward_remb(self, src: Leg, p: RtcpPsfbPacket) -> None:
         try:
@@ -268,13 +276,12 @@ class Call:
             # the relay's encoder sends this leg's video; the sender still needs a bound
             # (REMB is its only delay-based feedback), and more is never of use here
             transcoder.set_target_bitrate(bitrate)
-        up = self.legs.get(other_party(src.party))
-        if up is None or not up.connected or "video" not in up.in_ssrc:
-            return
-        sender_ssrc = up.out["video"].ssrc if "video" in up.out else 1
-        remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
-                              fci=pack_remb_fci(bitrate, [up.in_ssrc["video"]]))
-        await up.send_rtcp("video", bytes(remb))
+        up = self._upstream(other_party(src.party), "video")
+        if up is not None:
+            leg, sender_ssrc, media_ssrc = up
+            remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
+                                  fci=pack_remb_fci(bitrate, [media_ssrc]))
+            await leg.send_rtcp("video", bytes(remb))
 
     async def _answer_nack(self, src: Leg, p: RtcpRtpfbPacket) -> None:
         """Resend what the relay still holds; ask the sending endpoint for the rest."""
@@ -289,27 +296,18 @@ class Call:
                 missing.append(out.anchor.unmap_seq(seq))
             elif src.connected:
                 src.send_rtp(out, cached, None, 0, False)
-        if is_synthetic_source(out.anchor.source_ssrc):
-            return  # transcoded: the numbering is the relay's own, the sender cannot resend
-        up = self.legs.get(other_party(src.party))
-        if not missing or up is None or not up.connected or kind not in up.in_ssrc:
-            return
-        sender_ssrc = up.out[kind].ssrc if kind in up.out else 1
-        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc,
-                               media_ssrc=up.in_ssrc[kind])
-        nack.lost = sorted(set(missing))
-        await up.send_rtcp(kind, bytes(nack))
+        if missing and not is_synthetic_source(out.anchor.source_ssrc):
+            # (a transcoded stream's numbering is the relay's own: the sender cannot resend)
+            await self._nack_upstream(other_party(src.party), kind, sorted(set(missing)))
 
     async def _nack_upstream(self, party: str, kind: str, lost: list[int]) -> None:
-        """Ask ``party``'s endpoint to resend packets a transcoder is missing."""
-        up = self.legs.get(party)
-        if up is None or not up.connected or kind not in up.in_ssrc:
-            return
-        sender_ssrc = up.out[kind].ssrc if kind in up.out else 1
-        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc,
-                               media_ssrc=up.in_ssrc[kind])
-        nack.lost = lost
-        await up.send_rtcp(kind, bytes(nack))
+        """Ask ``party``'s endpoint to resend these packets (its own sequence numbers)."""
+        up = self._upstream(party, kind)
+        if up is not None:
+            leg, sender_ssrc, media_ssrc = up
+            nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=sender_ssrc, media_ssrc=media_ssrc)
+            nack.lost = lost
+            await leg.send_rtcp(kind, bytes(nack))
 
     # -- state -----------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import secrets
@@ -22,6 +21,7 @@ from relay.quality import ProcessCpu
 from relay.registry import HEARTBEAT_S, Registry
 from relay.rtc_internals import restrict_ice_addresses
 from signaling.config import parse_ice_addresses, parse_ice_servers
+from signaling.runtime import tune_gc
 
 logger = logging.getLogger(__name__)
 
@@ -137,14 +137,6 @@ class RelayNode:
             await self.registry.quality(reports)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("relay %s: quality report failed: %s", self.relay_id, exc)
-
-
-def tune_gc() -> None:
-    """Keep garbage collection out of the forwarding path's tail latency: start-up objects
-    are frozen (never scanned again), young collections are rarer."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
 
 
 async def serve(host: str, port: int, redis_url: str, secret: bytes, *,

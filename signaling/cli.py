@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import importlib
 import logging
 import os
@@ -22,6 +21,7 @@ from signaling import store
 from signaling.accounts import STAFF_ROLES, Accounts
 from signaling.config import ConfigError, Settings
 from signaling.redis_server import RedisServer, RedisServerError
+from signaling.runtime import tune_gc
 
 log = logging.getLogger("tsunagu")
 DEFAULT_DATA_DIR = Path("var")
@@ -100,11 +100,7 @@ async def _serve_signaling(settings: Settings, host: str, port: int) -> None:
 
     runner = web.AppRunner(create_app(settings), handle_signals=False)
     await runner.setup()
-    # Long-lived objects from start-up need no scanning, and fewer young-generation collections
-    # keep the pauses a full collection makes out of the call path's tail latency.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
+    tune_gc()
     await web.TCPSite(runner, host, port).start()
     log.info("signaling on http://%s:%s (pages: /kiosk /console /supervisor)", host, port)
     try:

@@ -20,6 +20,5 @@ local rank = redis.call('ZRANK', k('q', lang), call_id)
 local state = hget(ckey, 'state')
 local resend = nil
 if state == 'connecting' or state == 'connected' then resend = connected_message(call_id, 'kiosk') end
-return cjson.encode({ended = ended, resend = resend, call_id = call_id, state = state, language = lang,
-  position = rank and (rank + 1) or nil, interpreter = hget(ckey, 'interpreter'),
-  interp_name = hget(k('interp', hget(ckey, 'interpreter') or ''), 'name')})
+return cjson.encode({ended = ended, resend = resend, call_id = call_id, state = state,
+  language = lang, position = rank and (rank + 1) or nil})

@@ -14,7 +14,7 @@ from signaling.redis_keys import Keys
 from signaling.redis_server import RedisServer
 from tests.conftest import TEST_SECRET
 from tests.relay.conftest import start_relay, stop_relay
-from tests.relay.relay_peers import Peer, post_offer
+from tests.relay.relay_peers import Peer, post_offer, wait_for
 
 pytestmark = pytest.mark.webrtc  # legs gather ICE candidates: loopback namespace only
 
@@ -53,10 +53,7 @@ async def test_leg_that_never_connects_is_reported_and_closed() -> None:
     try:
         await call.offer("kiosk", await peer.offer(), "sign")  # the answer is never applied
         leg = call.legs["kiosk"]
-        for _ in range(100):
-            if events:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: bool(events), 5, "the leg reported")
         assert events == [("c1", "kiosk", "leg_failed", "connect_timeout")]
         assert leg.closed
         await asyncio.sleep(0.5)
