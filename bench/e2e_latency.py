@@ -26,14 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from interpreter_console.bot import AnsweringBot, BotConfig  # noqa: E402
-from kiosk_client.endpoints import server_urls  # noqa: E402
-from kiosk_client.media import prepare_rtc  # noqa: E402
 from kiosk_client.screen import ScreenState  # noqa: E402
 from kiosk_client.session import KioskSession  # noqa: E402
-from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack  # noqa: E402
-from signaling.client import SignalingClient  # noqa: E402
-from signaling.redis_server import RedisServer  # noqa: E402
 from tests.support.service import Service  # noqa: E402  (the tests' service launcher)
+from tsunagu.client import SignalingClient, server_urls  # noqa: E402
+from tsunagu.endpoint.leg import prepare_rtc  # noqa: E402
+from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack  # noqa: E402
+from tsunagu.redis_server import RedisServer  # noqa: E402
 
 
 def loopback_only() -> bool:

@@ -42,10 +42,10 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from relay import rtc_internals  # noqa: E402
 from relay.leg import IdleTrack  # noqa: E402
-from signaling.redis_server import RedisServer, free_port  # noqa: E402
-from signaling.tokens import mint_service_token  # noqa: E402
+from tsunagu import rtc_internals  # noqa: E402
+from tsunagu.redis_server import RedisServer, free_port  # noqa: E402
+from tsunagu.tokens import mint_service_token  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
 PY = sys.executable

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import aiohttp
 
-from signaling.client import SignalingClient
-from signaling.config import Settings
-from signaling.redis_server import RedisServer, free_port
 from tests.support.stack import Stack, running
+from tsunagu.client import SignalingClient
+from tsunagu.redis_server import RedisServer, free_port
+from tsunagu.settings import SignalingSettings
 
 LANGS = ["jsl", "en", "vi", "zh"]
 ECHO = textwrap.dedent("""
@@ -219,7 +219,7 @@ async def main() -> None:
     args = parser.parse_args()
     floor = await echo_floor()
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp), persist=False) as redis:
-        settings = Settings(secret=os.environ.get("TSUNAGU_SECRET", "b" * 40).encode(),
+        settings = SignalingSettings(secret=os.environ.get("TSUNAGU_SECRET", "b" * 40).encode(),
                             redis_url=redis.url)
         env = {"TSUNAGU_SECRET": settings.secret.decode(), "TSUNAGU_WRAPUP_S": "0",
                "TSUNAGU_RATE_PER_S": "1000", "TSUNAGU_RATE_BURST": "1000"}

@@ -23,10 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kiosk_client.endpoints import server_urls
-from kiosk_client.media import MediaLeg, prepare_rtc
-from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack
-from signaling.client import Message, ServerError, SignalingClient, login
+from tsunagu.client import Message, ServerError, SignalingClient, login, server_urls
+from tsunagu.endpoint.leg import MediaLeg, prepare_rtc
+from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack
 
 log = logging.getLogger(__name__)
 

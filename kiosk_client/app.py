@@ -18,22 +18,20 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiortc.mediastreams import MediaStreamTrack
 
-from kiosk_client.audio import KioskAudio, add_audio_arguments, audio_check, audio_from_args
+from kiosk_client.audio import add_audio_arguments, audio_check, audio_from_args
 from kiosk_client.camera import Camera, parse_source
 from kiosk_client.camera_check import FaceDetector, check_picture
-from kiosk_client.endpoints import server_urls
-from kiosk_client.media import prepare_rtc
 from kiosk_client.screen import ScreenState
 from kiosk_client.session import KioskSession
-from kiosk_client.tracks import SourceVideoTrack, SyntheticVideoTrack, ToneAudioTrack
-from signaling.client import ServerError, SignalingClient
+from kiosk_client.sources import make_tracks_factory
+from tsunagu.client import ServerError, SignalingClient, server_urls
+from tsunagu.endpoint.leg import prepare_rtc
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +58,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="keep aiortc's stock jitter buffer (for latency comparisons)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
-
-
-def make_tracks_factory(camera: Camera | None, fps: float, audio: KioskAudio | None = None,
-                        ) -> Callable[[], list[MediaStreamTrack]]:
-    """A function making fresh (audio, video) tracks for each call (audio: the microphone)."""
-    def make() -> list[MediaStreamTrack]:
-        video: MediaStreamTrack
-        if camera is None:
-            video = SyntheticVideoTrack(fps=fps)
-        else:
-            video = SourceVideoTrack(camera, fps=fps)
-        return [ToneAudioTrack() if audio is None else audio.make_track(), video]
-    return make
 
 
 async def camera_check(camera: Camera | None, wait_s: float = 1.5) -> dict[str, Any]:

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from kiosk_client.meter import percentile
+from tsunagu.endpoint.meter import percentile
 
 log = logging.getLogger(__name__)
 
@@ -643,7 +643,7 @@ class KioskAudio:
         """A fresh audio track for one call: the microphone, the tone or silence."""
         self.speaker.retry()  # a speaker plugged in since it failed works from this call on
         if self.mic == TONE:
-            from kiosk_client.tracks import ToneAudioTrack
+            from tsunagu.endpoint.tracks import ToneAudioTrack
 
             return ToneAudioTrack()
         self.track = MicrophoneTrack(None if self.mic == OFF else self.mic)

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from kiosk_client.stamps import synthetic_luma
-from kiosk_client.tracks import now_ms
+from tsunagu.endpoint.stamps import synthetic_luma
+from tsunagu.endpoint.tracks import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -47,12 +47,12 @@ import numpy as np
 from kiosk_client.audio import audio_from_args
 from kiosk_client.camera import Camera, parse_source
 from kiosk_client.camera_check import FaceDetector, check_picture
-from kiosk_client.endpoints import server_urls
-from kiosk_client.media import prepare_rtc
 from kiosk_client.screen import Button, ScreenState, View, hit, render
 from kiosk_client.session import CLOSED, KioskSession, languages_of
+from kiosk_client.sources import make_tracks_factory
 from kiosk_client.typeface import Typeface
-from signaling.client import ServerError, SignalingClient
+from tsunagu.client import ServerError, SignalingClient, server_urls
+from tsunagu.endpoint.leg import prepare_rtc
 
 log = logging.getLogger(__name__)
 WINDOW = "tsunagu"
@@ -309,8 +309,6 @@ async def connect_until_up(session: KioskSession, kiosk: WindowedKiosk) -> None:
 
 async def run_windowed(args: argparse.Namespace) -> int:
     """The full-screen counter app."""
-    from kiosk_client.app import make_tracks_factory
-
     loop = asyncio.get_running_loop()
     _, ws_url = server_urls(args.server)
     client = SignalingClient(ws_url, args.token_file.read_text().strip())

@@ -18,9 +18,9 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamTrack
 
-from kiosk_client.media import MediaLeg
 from kiosk_client.screen import Language, ScreenState
-from signaling.client import Message, SignalingClient
+from tsunagu.client import Message, SignalingClient
+from tsunagu.endpoint.leg import MediaLeg
 
 log = logging.getLogger(__name__)
 

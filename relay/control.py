@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from relay.errors import AtCapacity, BadOffer, Stale
-from signaling.tokens import TokenError, verify_service_token
-
-if TYPE_CHECKING:
-    from relay.node import RelayNode
+from relay.node import RelayNode
+from tsunagu.tokens import TokenError, verify_service_token
 
 NODE: web.AppKey[RelayNode] = web.AppKey("node")
 SECRET = web.AppKey("secret", bytes)

@@ -17,7 +17,6 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription
 
-from relay import rtc_internals
 from relay.errors import BadOffer
 from relay.forwarder import (
     MID_URI,
@@ -29,6 +28,7 @@ from relay.forwarder import (
     mid_element,
 )
 from relay.quality import LegCounters, LegRates
+from tsunagu import rtc_internals
 
 logger = logging.getLogger(__name__)
 

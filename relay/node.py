@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import secrets
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-from aiohttp import web
 from redis.exceptions import RedisError
 
-from relay import control
 from relay.call import CONNECT_TIMEOUT_S, Call
 from relay.errors import AtCapacity, BadOffer, Stale
 from relay.quality import ProcessCpu
-from relay.registry import HEARTBEAT_S, Registry
-from relay.rtc_internals import restrict_ice_addresses
-from signaling.config import parse_ice_addresses, parse_ice_servers
-from signaling.runtime import tune_gc
+from relay.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-# bench/relay_bench.py measured 0.020-0.027 core per a+v call at 16-24 calls (30 fps
-# delivered); 25 per core keeps the relay under ~0.65 of a core with room for keyframe
-# bursts. One relay process forwards on one event loop, so it uses one core at most:
-# its capacity is one core's worth; run one relay per core for more (docs/media.md).
-CALLS_PER_CORE = 25
+# The capacity (calls per relay) defaults to tsunagu.settings.RELAY_CALLS_PER_CORE: one relay
+# process forwards on one event loop, so it uses one core at most (docs/media.md).
 CPU_LIMIT = 0.85  # of one core: refuse new calls above this, before the loop saturates
-
-
 ORPHAN_S = 60.0
-
-
-def default_capacity() -> int:
-    """``TSUNAGU_RELAY_CAPACITY``, else one core's worth of calls (CALLS_PER_CORE)."""
-    raw = os.environ.get("TSUNAGU_RELAY_CAPACITY")
-    return int(raw) if raw else CALLS_PER_CORE
 
 
 class RelayNode:
@@ -137,43 +116,3 @@ class RelayNode:
             await self.registry.quality(reports)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("relay %s: quality report failed: %s", self.relay_id, exc)
-
-
-async def serve(host: str, port: int, redis_url: str, secret: bytes, *,
-                capacity: int | None = None, relay_id: str | None = None,
-                public_url: str | None = None) -> None:
-    """Run a relay node until cancelled: control API, registration, forwarding."""
-    restrict_ice_addresses(parse_ice_addresses(os.environ.get("TSUNAGU_ICE_ADDRESSES")))
-    ice_servers = parse_ice_servers(os.environ.get("TSUNAGU_ICE_SERVERS"))
-    relay_id = relay_id or "r_" + secrets.token_hex(4)
-    connect_timeout = os.environ.get("TSUNAGU_RELAY_CONNECT_TIMEOUT_S")
-    node = RelayNode(relay_id, capacity or default_capacity(), ice_servers,
-                     connect_timeout_s=float(connect_timeout) if connect_timeout
-                     else CONNECT_TIMEOUT_S)
-    tune_gc()  # a relay process of its own (not a test's event loop: see run())
-    await run(node, host, port, redis_url, secret, public_url=public_url)
-
-
-async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: bytes, *,
-              public_url: str | None = None) -> None:
-    """Serve ``node``'s control API and keep it registered until cancelled."""
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2.0)
-    runner = web.AppRunner(control.make_app(node, secret), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_port = runner.addresses[0][1]
-        url = public_url or f"http://{host}:{bound_port}"
-        node.registry = Registry(redis, node.relay_id, url)
-        logger.info("relay %s serving on %s, capacity %d", node.relay_id, url, node.capacity)
-        while True:
-            await node.tick()
-            await asyncio.sleep(HEARTBEAT_S)
-    finally:
-        await node.close_all()
-        if node.registry is not None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await node.registry.unregister()
-        await runner.cleanup()
-        await redis.aclose()

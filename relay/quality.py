@@ -102,14 +102,20 @@ def call_flags(modality: str | None, legs: dict[str, dict[str, Any]]) -> list[st
 
 
 class ProcessCpu:
-    """This process's CPU use as a fraction of one core, between successive reads."""
+    """This process's CPU use as a fraction of one core, between successive reads.
+
+    The first read only sets the baseline: the work of starting up (imports, the control
+    API) is not load, and counting it refused a relay's first calls."""
 
     def __init__(self) -> None:
-        self._last = (time.monotonic(), time.process_time())
+        self._last: tuple[float, float] | None = None
         self.value = 0.0
 
     def sample(self) -> float:
         now, cpu = time.monotonic(), time.process_time()
+        if self._last is None:
+            self._last = (now, cpu)
+            return self.value
         wall = now - self._last[0]
         if wall > 0.05:
             self.value = max(0.0, (cpu - self._last[1]) / wall)

@@ -11,7 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from signaling.redis_keys import Keys
+from tsunagu.redis_keys import Keys
 
 logger = logging.getLogger(__name__)
 

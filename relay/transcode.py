@@ -41,8 +41,8 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.video.frame import PictureType
 
-from relay import rtc_internals
 from relay.forwarder import ONE_BYTE_PROFILE, RtpHeader, build_packet
+from tsunagu import rtc_internals
 
 if TYPE_CHECKING:
     from relay.leg import Leg, OutStream

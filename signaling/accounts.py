@@ -9,9 +9,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from signaling import tokens
-from signaling.config import Settings
-from signaling.store import RedisClient
+from tsunagu import tokens
+from tsunagu.settings import SignalingSettings
+from tsunagu.store import RedisClient
 
 STAFF_ROLES = frozenset({"interpreter", "supervisor", "admin"})
 KIOSK_TOKEN_TTL_S = 5 * 365 * 24 * 3600
@@ -63,7 +63,7 @@ class Principal:
 class Accounts:
     """Accounts and devices in Redis."""
 
-    def __init__(self, redis: RedisClient, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: SignalingSettings) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = settings.keys

@@ -15,9 +15,9 @@ import json
 import logging
 from typing import Any, Protocol
 
-from signaling.protocol import now_ms
-from signaling.redis_keys import Keys
-from signaling.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
+from tsunagu.protocol import now_ms
+from tsunagu.redis_keys import Keys
+from tsunagu.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,11 @@ requester. Errors leave as ``ProtocolError`` and change nothing.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from signaling.protocol import (
+from signaling.connection import Connection
+from signaling.routing import Outcome, new_call_id, new_op_id
+from tsunagu.protocol import (
     CallAccept,
     CallCancel,
     CallDecline,
@@ -28,10 +30,6 @@ from signaling.protocol import (
     dump_message,
     now_ms,
 )
-from signaling.routing import Outcome, new_call_id, new_op_id
-
-if TYPE_CHECKING:
-    from signaling.session import Connection
 
 _ERRORS = {"conflict": ErrorCode.CONFLICT, "forbidden": ErrorCode.FORBIDDEN,
            "not_found": ErrorCode.NOT_FOUND}
@@ -54,7 +52,7 @@ def _check(out: Outcome, rid: str | None, conflict: str | None = None) -> Outcom
 async def _run(conn: Connection, name: str, coro: Any) -> Outcome:
     started = time.perf_counter()
     out: Outcome = await coro
-    conn.node.metrics.observe(name, (time.perf_counter() - started) * 1000)
+    conn.observe(name, (time.perf_counter() - started) * 1000)
     return out
 
 
@@ -83,10 +81,10 @@ async def handle(conn: Connection, message: Message) -> None:
         case ChatSend():
             await _chat(conn, message)
         case StatsSubscribe():
-            conn.node.stats.subscribers[id(conn)] = lambda snap: _push_stats(conn, snap)
-            conn.send("stats", rid=message.rid, **await conn.node.stats.snapshot())
+            conn.subscribe_stats(lambda snap: _push_stats(conn, snap))
+            conn.send("stats", rid=message.rid, **await conn.stats_snapshot())
         case StatsUnsubscribe():
-            conn.node.stats.subscribers.pop(id(conn), None)
+            conn.subscribe_stats(None)
             conn.send("ack", rid=message.rid)
         case _:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "unsupported message", message.rid)
@@ -99,10 +97,10 @@ async def _push_stats(conn: Connection, snap: dict[str, Any]) -> None:
 async def _call_request(conn: Connection, m: CallRequest) -> None:
     p = conn.principal
     assert p is not None
-    if m.language not in conn.node.languages:
+    if m.language not in conn.languages:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "unknown language", m.rid)
     call_id = new_call_id()
-    out = await _run(conn, "enqueue", conn.node.router.enqueue(
+    out = await _run(conn, "enqueue", conn.router.enqueue(
         kiosk=p.id, ward=p.ward, counter=p.counter, language=m.language,
         priority=m.priority.value, procedure=m.procedure, call_id=call_id, op=new_op_id(),
         requester=p.client_id))
@@ -116,7 +114,7 @@ async def _call_request(conn: Connection, m: CallRequest) -> None:
 async def _call_cancel(conn: Connection, m: CallCancel) -> None:
     p = conn.principal
     assert p is not None
-    out = await _run(conn, "cancel", conn.node.router.cancel(
+    out = await _run(conn, "cancel", conn.router.cancel(
         p.id, m.call_id, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid, "the call is already answered; hang up instead")
     conn.send("ack", rid=m.rid)
@@ -126,7 +124,7 @@ async def _call_cancel(conn: Connection, m: CallCancel) -> None:
 async def _presence(conn: Connection, m: PresenceSet) -> None:
     p = conn.principal
     assert p is not None
-    out = await _run(conn, "presence", conn.node.router.presence(
+    out = await _run(conn, "presence", conn.router.presence(
         p.id, m.status.value, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid)
     state = str(out.get("ok"))
@@ -140,7 +138,7 @@ async def _presence(conn: Connection, m: PresenceSet) -> None:
 async def _answer(conn: Connection, m: CallAccept | CallDecline) -> None:
     p = conn.principal
     assert p is not None
-    router = conn.node.router
+    router = conn.router
     if isinstance(m, CallAccept):
         out = await _run(conn, "accept", router.accept(
             p.id, m.call_id, m.offer_id, op=new_op_id(), requester=p.client_id))
@@ -156,9 +154,9 @@ async def _answer(conn: Connection, m: CallAccept | CallDecline) -> None:
 async def _transfer(conn: Connection, m: CallTransfer) -> None:
     p = conn.principal
     assert p is not None
-    if m.language not in conn.node.languages:
+    if m.language not in conn.languages:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "unknown language", m.rid)
-    out = await _run(conn, "transfer", conn.node.router.transfer(
+    out = await _run(conn, "transfer", conn.router.transfer(
         p.id, m.call_id, m.language, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid, "nobody for that language is signed in, or the call is not connected")
     conn.send("ack", rid=m.rid)
@@ -169,7 +167,7 @@ async def _transfer(conn: Connection, m: CallTransfer) -> None:
 async def _hangup(conn: Connection, m: CallHangup) -> None:
     p = conn.principal
     assert p is not None
-    out = await _run(conn, "hangup", conn.node.router.hangup(
+    out = await _run(conn, "hangup", conn.router.hangup(
         p.role, p.id, m.call_id, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid, "the call has already ended")
     conn.send("ack", rid=m.rid)
@@ -180,14 +178,14 @@ async def _hangup(conn: Connection, m: CallHangup) -> None:
 def _close_on_relay(conn: Connection, call_id: str, relay_id: str | None) -> None:
     """Tell the call's relay to drop its legs, without making the client wait for it."""
     if relay_id:
-        conn.node.spawn(conn.node.relays.close_call(call_id, relay_id), f"close {call_id}")
+        conn.spawn(conn.relays.close_call(call_id, relay_id), f"close {call_id}")
 
 
 async def _party_call(conn: Connection, call_id: str, rid: str | None) -> dict[str, str]:
     """The call's hash, if the sender is one of its two parties and it is answered."""
     p = conn.principal
     assert p is not None
-    call: dict[str, str] = await conn.node.redis.hgetall(conn.node.settings.keys.call(call_id))
+    call = await conn.router.read_call(call_id)
     if not call:
         raise ProtocolError(ErrorCode.NOT_FOUND, "no such call", rid)
     field = "kiosk" if p.role == "kiosk" else "interpreter"
@@ -202,14 +200,14 @@ async def _media_offer(conn: Connection, m: MediaOffer) -> None:
     p = conn.principal
     assert p is not None
     call = await _party_call(conn, m.call_id, m.rid)
-    lang = conn.node.languages.get(call.get("language", ""))
-    answer, moved = await conn.node.relays.offer(m.call_id, p.role, m.sdp,
+    lang = conn.languages.get(call.get("language", ""))
+    answer, moved = await conn.relays.offer(m.call_id, p.role, m.sdp,
                                                  lang.modality if lang else "spoken", m.rid)
     conn.send("media.answer", rid=m.rid, call_id=m.call_id, sdp=answer)
     if moved:
         # The call changed relay: the other party's leg is on the old one, so it offers again.
         other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
-        await conn.node.bus.deliver(other, {"type": "media.failed", "call_id": m.call_id,
+        await conn.deliver(other, {"type": "media.failed", "call_id": m.call_id,
                                             "reason": "relay_changed"})
 
 
@@ -222,7 +220,7 @@ async def _chat(conn: Connection, m: ChatSend) -> None:
     conn.send("ack", rid=m.rid)
     other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
     await conn.push(dict(msg))
-    await conn.node.bus.deliver(other, msg)
+    await conn.deliver(other, msg)
 
 
 # -- connection lifecycle ----------------------------------------------------
@@ -233,29 +231,28 @@ async def on_connect(conn: Connection, resumed: bool) -> None:
     its ``welcome`` is fully signed in (an interpreter counts as logged in, for example)."""
     p = conn.principal
     assert p is not None
-    node = conn.node
     user: dict[str, Any] = {"id": p.id, "name": p.name}
     if p.role == "kiosk":
         user.update(ward=p.ward, counter=p.counter)
     elif p.role == "interpreter":
         user["languages"] = list(p.languages)
     conn.hold()
-    await node.bus.attach(p.client_id, conn)
+    await conn.attach()
     if p.role == "kiosk":
         await _resume_kiosk(conn)
     elif p.role == "interpreter":
         await _resume_interpreter(conn, resumed)
     conn.release(dump_message(
         "welcome", session=conn.session_id, role=p.role, user=user, resumed=resumed,
-        languages=[lang.to_wire() for lang in node.catalogue],
-        ice_servers=[s for s in node.settings.ice_servers if not _is_turn(s)],
-        heartbeat_s=node.settings.heartbeat_s, server_time_ms=now_ms()))
+        languages=[lang.to_wire() for lang in conn.catalogue],
+        ice_servers=[s for s in conn.settings.ice_servers if not _is_turn(s)],
+        heartbeat_s=conn.settings.heartbeat_s, server_time_ms=now_ms()))
 
 
 async def _resume_kiosk(conn: Connection) -> None:
     p = conn.principal
     assert p is not None
-    out = await conn.node.router.kiosk_connect(p.id)
+    out = await conn.router.kiosk_connect(p.id)
     missed = out.get("ended")
     if isinstance(missed, dict):
         await conn.push(missed)  # its call ended while it was away
@@ -269,9 +266,8 @@ async def _resume_kiosk(conn: Connection) -> None:
 async def _resume_interpreter(conn: Connection, resumed: bool) -> None:
     p = conn.principal
     assert p is not None
-    node = conn.node
     # The presence sent below says what the transition's own presence messages would.
-    out = await node.router.interp_connect(p.id, p.languages, p.name, resumed=resumed,
+    out = await conn.router.interp_connect(p.id, p.languages, p.name, resumed=resumed,
                                            requester=p.client_id)
     state = str(out.get("state"))
     conn.send("presence", status="available" if state not in ("away", "offline") else "away",
@@ -300,13 +296,11 @@ async def on_disconnect(conn: Connection) -> None:
     holds the client; a newer socket elsewhere makes this a no-op)."""
     p = conn.principal
     assert p is not None
-    node = conn.node
+    router, node_id = conn.router, conn.settings.node_id
     if p.role == "kiosk":
-        await node.router.kiosk_disconnect(p.id, node=node.settings.node_id)
+        await router.kiosk_disconnect(p.id, node=node_id)
     elif p.role == "interpreter":
-        await node.router.interp_disconnect(p.id, node=node.settings.node_id)
+        await router.interp_disconnect(p.id, node=node_id)
     else:
-        await node.redis.delete(node.settings.keys.client_node(p.client_id))
-        await node.redis.srem(node.settings.keys.node_clients(node.settings.node_id),
-                              p.client_id)
-    await node.redis.expire(node.settings.keys.session(conn.session_id), conn.session_ttl_s)
+        await router.staff_disconnect(p.client_id, node=node_id)
+    await router.renew_session(conn.session_id, conn.session_ttl_s)

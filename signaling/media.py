@@ -10,26 +10,24 @@ base64(HMAC-SHA1(secret, username))``).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
-from signaling import tokens
-from signaling.config import Settings
-from signaling.protocol import ErrorCode, ProtocolError, now_ms
-from signaling.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
+from tsunagu import tokens
+from tsunagu.protocol import ErrorCode, ProtocolError, now_ms
+from tsunagu.settings import SignalingSettings
+from tsunagu.store import RedisClient
 
 log = logging.getLogger(__name__)
 
 
-def ice_servers_for(settings: Settings, call_id: str) -> list[dict[str, Any]]:
+def ice_servers_for(settings: SignalingSettings, call_id: str) -> list[dict[str, Any]]:
     """The configured STUN/TURN servers, TURN ones with per-call REST credentials."""
     out: list[dict[str, Any]] = []
     expiry = int(time.time()) + settings.turn_ttl_s
@@ -59,7 +57,7 @@ return now
 class RelayPool:
     """Picks relays and forwards media offers to them."""
 
-    def __init__(self, redis: RedisClient, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: SignalingSettings) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = settings.keys
@@ -161,30 +159,3 @@ class RelayPool:
                         type(exc).__name__)
 
 
-RelayEventHandler = Callable[[dict[str, str]], Awaitable[None]]
-
-
-async def read_relay_events(blocking: RedisClient, settings: Settings,
-                            handle: RelayEventHandler) -> None:
-    """Follow the relays' event stream forever, handing each event to ``handle``."""
-    stream = settings.keys.relay_events
-    last = ""
-    while True:
-        try:
-            if not last:  # start after what is there now; after an outage, go on from `last`
-                newest = await blocking.xrevrange(stream, count=1)
-                last = newest[0][0] if newest else "0-0"
-            batches = await blocking.xread({stream: last}, block=2000, count=200)
-        except REDIS_ERRORS as exc:
-            stop_if_cancelled()
-            log.warning("relay events read failed (%s); retrying", type(exc).__name__)
-            await asyncio.sleep(0.5)
-            continue
-        for _stream, entries in batches:
-            for entry_id, fields in entries:
-                last = entry_id
-                try:
-                    await handle(fields)
-                except Exception as exc:  # one bad event must not stop the stream
-                    log.warning("relay event for call %s not handled (%s)",
-                                fields.get("call_id"), type(exc).__name__)

@@ -8,15 +8,17 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
 from signaling.accounts import Accounts
 from signaling.bus import Bus
-from signaling.config import Settings
-from signaling.languages import Language
 from signaling.media import RelayPool
 from signaling.metrics import Metrics
 from signaling.routing import Router
 from signaling.stats import StatsService
-from signaling.store import RedisClient
+from tsunagu.languages import Language
+from tsunagu.settings import SignalingSettings
+from tsunagu.store import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 class Node:
     """One signaling node: its settings, Redis clients and services."""
 
-    settings: Settings
+    settings: SignalingSettings
     redis: RedisClient
     blocking: RedisClient
     router: Router
@@ -52,3 +54,6 @@ class Node:
     @property
     def languages(self) -> dict[str, Language]:
         return {lang.code: lang for lang in self.catalogue}
+
+
+NODE = web.AppKey("node", Node)

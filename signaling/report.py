@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from signaling.languages import Language
 from signaling.ledger import CallRecord, Ledger, local_date
-from signaling.redis_keys import Keys
-from signaling.store import RedisClient
+from tsunagu.languages import Language
+from tsunagu.redis_keys import Keys
+from tsunagu.store import RedisClient
 
 HEADER = ["call_id", "ward", "counter", "language", "modality", "enqueued", "answered", "ended",
           "wait_s", "talk_s", "outcome", "end_reason", "interpreter_id"]

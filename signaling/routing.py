@@ -4,7 +4,7 @@ Each script gets the key prefix, the time and an operation id; a script that
 was already run for an operation id returns its first answer again and changes
 nothing, so a retry after a timeout is safe. Scripts are sent *without*
 redis-py's automatic retry (the client is built with ``retry=None`` by
-``signaling.store``); on doubt the caller re-sends with the same operation id.
+``tsunagu.store``); on doubt the caller re-sends with the same operation id.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from signaling.config import Settings
-from signaling.protocol import now_ms
-from signaling.store import RedisClient
+from tsunagu.protocol import now_ms
+from tsunagu.settings import SignalingSettings
+from tsunagu.store import RedisClient
 
 SCRIPTS = (
     "enqueue", "accept", "decline", "offer_timeout", "cancel", "hangup", "transfer",
@@ -74,7 +74,7 @@ class Outcome:
 class Router:
     """Runs the routing scripts against one Redis (or Cluster slot)."""
 
-    def __init__(self, redis: RedisClient, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: SignalingSettings) -> None:
         self.redis = redis
         self.settings = settings
         self.prefix = settings.keys.prefix
@@ -166,6 +166,21 @@ class Router:
         return await self.run("media_state", call_id, party, **kw)
 
     # -- deadlines -----------------------------------------------------------
+    async def read_call(self, call_id: str) -> dict[str, str]:
+        """A call's hash (empty when there is no such call)."""
+        call: dict[str, str] = await self.redis.hgetall(self.settings.keys.call(call_id))
+        return call
+
+    async def staff_disconnect(self, client_id: str, *, node: str) -> None:
+        """A supervisor's or admin's socket closed: release its registration on ``node``."""
+        k = self.settings.keys
+        await self.redis.delete(k.client_node(client_id))
+        await self.redis.srem(k.node_clients(node), client_id)
+
+    async def renew_session(self, session_id: str, ttl_s: int) -> None:
+        """Keep a session resumable for ``ttl_s`` more seconds."""
+        await self.redis.expire(self.settings.keys.session(session_id), ttl_s)
+
     async def fire_deadline(self, member: str, *, now: int | None = None) -> Outcome:
         """Run the transition a due deadline member ("kind|a|b") stands for."""
         # No operation ids: each deadline script acts only if its member is still due and the

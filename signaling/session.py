@@ -15,16 +15,21 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from signaling import dispatch
 from signaling.accounts import Principal
-from signaling.media import ice_servers_for
+from signaling.connection import StatsListener
+from signaling.media import RelayPool, ice_servers_for
 from signaling.node import Node
-from signaling.protocol import (
+from signaling.positions import read_places
+from signaling.routing import Router
+from signaling.stats import estimate_wait_s
+from tsunagu.languages import Language
+from tsunagu.protocol import (
     ALLOWED,
     ErrorCode,
     Hello,
@@ -35,9 +40,9 @@ from signaling.protocol import (
     now_ms,
     parse_message,
 )
-from signaling.stats import estimate_wait_s
-from signaling.store import REDIS_ERRORS
-from signaling.tokens import TokenError
+from tsunagu.settings import SignalingSettings
+from tsunagu.store import REDIS_ERRORS
+from tsunagu.tokens import TokenError
 
 log = logging.getLogger(__name__)
 OUTBOX = 256
@@ -45,20 +50,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_REPLACED = 4409
 CLOSE_FLOOD = 1008
 CLOSE_SLOW = 1013
-
-
-async def read_places(node: Node, waiting: list[tuple[str, str]]
-                      ) -> list[tuple[int | None, int, int]]:
-    """For each waiting (call_id, language): its rank in the queue (None once offered), the
-    interpreters signed in for the language, and those free now; one Redis round trip."""
-    k = node.settings.keys
-    pipe = node.redis.pipeline(transaction=False)
-    for call_id, language in waiting:
-        pipe.zrank(k.queue(language), call_id)
-        pipe.scard(k.logged_in(language))
-        pipe.zcard(k.idle(language))
-    found = await pipe.execute()
-    return [(found[i], found[i + 1], found[i + 2]) for i in range(0, len(found), 3)]
 
 
 class Connection:
@@ -163,6 +154,48 @@ class Connection:
         elif self.last_position != (position, est):
             self.send("call.position", call_id=call_id, position=position, estimated_wait_s=est)
         self.last_position = (position, est)
+
+    # -- what handlers use (signaling.connection.Connection) ----------------
+    @property
+    def settings(self) -> SignalingSettings:
+        return self.node.settings
+
+    @property
+    def router(self) -> Router:
+        return self.node.router
+
+    @property
+    def relays(self) -> RelayPool:
+        return self.node.relays
+
+    @property
+    def languages(self) -> Mapping[str, Language]:
+        return self.node.languages
+
+    @property
+    def catalogue(self) -> tuple[Language, ...]:
+        return self.node.catalogue
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self.node.spawn(coro, name)
+
+    async def deliver(self, client_id: str, msg: dict[str, Any]) -> None:
+        await self.node.bus.deliver(client_id, msg)
+
+    async def attach(self) -> None:
+        await self.node.bus.attach(self.client_id, self)
+
+    def observe(self, name: str, ms: float) -> None:
+        self.node.metrics.observe(name, ms)
+
+    async def stats_snapshot(self) -> dict[str, Any]:
+        return await self.node.stats.snapshot()
+
+    def subscribe_stats(self, listener: StatsListener | None) -> None:
+        if listener is None:
+            self.node.stats.subscribers.pop(id(self), None)
+        else:
+            self.node.stats.subscribers[id(self)] = listener
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -324,7 +357,7 @@ class Connection:
 
     async def _closed(self) -> None:
         self.node.connections.discard(self)
-        self.node.stats.subscribers.pop(id(self), None)
+        self.subscribe_stats(None)
         if self.principal is None or not self.node.bus.detach(self.client_id, self):
             return
         log.info("client %s: disconnected (session %s)", self.client_id, self.session_id)

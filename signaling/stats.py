@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from signaling.config import Settings
-from signaling.languages import Language
 from signaling.ledger import Ledger, summarise
-from signaling.protocol import now_ms
 from signaling.report import day_start_ms
-from signaling.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
+from tsunagu.languages import Language
+from tsunagu.protocol import now_ms
+from tsunagu.settings import SignalingSettings
+from tsunagu.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 STATES = ("available", "offered", "in_call", "wrapup", "away")
@@ -38,7 +38,7 @@ def estimate_wait_s(position: int, staffed: int, available: int, handle_s: float
     return int(rounds * handle_s)
 
 
-async def live_state(redis: RedisClient, settings: Settings,
+async def live_state(redis: RedisClient, settings: SignalingSettings,
                      catalogue: tuple[Language, ...]) -> dict[str, Any]:
     """Queues, interpreters and live calls as they are in Redis now."""
     keys = settings.keys
@@ -120,7 +120,7 @@ Push = Callable[[dict[str, Any]], Awaitable[None]]
 class StatsService:
     """Follows events; keeps today's ledger; pushes snapshots to subscribers on change."""
 
-    def __init__(self, redis: RedisClient, blocking: RedisClient, settings: Settings,
+    def __init__(self, redis: RedisClient, blocking: RedisClient, settings: SignalingSettings,
                  catalogue: tuple[Language, ...]) -> None:
         self.redis = redis
         self.blocking = blocking

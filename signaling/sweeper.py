@@ -12,8 +12,8 @@ import asyncio
 import logging
 
 from signaling.node import Node
-from signaling.protocol import now_ms
-from signaling.store import REDIS_ERRORS, stop_if_cancelled
+from tsunagu.protocol import now_ms
+from tsunagu.store import REDIS_ERRORS, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 LEASE_MS = 2000

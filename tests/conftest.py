@@ -1,18 +1,24 @@
-"""Session-wide fixtures: a real redis-server on a free port, and settings."""
+"""Session-wide fixtures: a real redis-server on a free port, settings, the loopback guard."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import socket
+import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.redis_server import RedisServer
 from tests.support.service import Service
+from tsunagu.redis_server import RedisServer
 
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
 TEST_SECRET = b"test-secret-0123456789abcdef0123456789"
 
 
@@ -56,3 +62,29 @@ async def service(redis: aioredis.Redis, redis_server: RedisServer,
         yield svc
     finally:
         await asyncio.to_thread(svc.stop)
+
+
+def up_interfaces() -> list[str]:
+    """Interfaces of this process's network namespace, other than loopback, that are up.
+
+    Asked with SIOCGIFFLAGS (namespace-aware; /sys/class/net keeps showing the host's).
+    """
+    found = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            request = struct.pack("16sH14x", name.encode()[:15], 0)
+            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+            if flags & IFF_UP and not flags & IFF_LOOPBACK:
+                found.append(name)
+    return found
+
+
+@pytest.fixture
+def loopback_only() -> None:
+    """Fail (never skip) a WebRTC test outside a loopback-only network namespace."""
+    others = up_interfaces()
+    if others:
+        pytest.fail(
+            f"interfaces {others} are up: run WebRTC tests in a loopback-only namespace: "
+            "unshare -n sh -c 'ip link set lo up && .venv/bin/python -m pytest tests'"
+        )

@@ -28,8 +28,8 @@ import pytest
 import redis as sync_redis
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from signaling.redis_server import RedisServer
 from tests.support.service import Service
+from tsunagu.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TSUNAGU_TEST_ARTIFACTS", ROOT / "test-artifacts"))

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from interpreter_console.bot import AnsweringBot, BotConfig, parse_args
-from signaling.client import SignalingClient
 from tests.support.service import Service
+from tsunagu.client import SignalingClient
 
 
 async def kiosk(service: Service, kiosk_id: str) -> SignalingClient:

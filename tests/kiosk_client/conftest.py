@@ -1,10 +1,6 @@
-"""Pictures for the camera check and the loopback guard for WebRTC tests."""
+"""Pictures for the camera check."""
 
 from __future__ import annotations
-
-import fcntl
-import socket
-import struct
 
 import cv2
 import numpy as np
@@ -12,9 +8,6 @@ import numpy.typing as npt
 import pytest
 
 Image = npt.NDArray[np.uint8]
-SIOCGIFFLAGS = 0x8913
-IFF_UP = 0x1
-IFF_LOOPBACK = 0x8
 
 
 def draw_person(features: bool = True, scale: float = 1.0, facing: bool = True,
@@ -73,32 +66,6 @@ def faceless(request: pytest.FixtureRequest) -> Image:
     if request.param == "empty chair":
         return draw_person(present=False)
     return draw_person(facing=False)
-
-
-def up_interfaces() -> list[str]:
-    """Interfaces of this process's network namespace, other than loopback, that are up.
-
-    Asked with SIOCGIFFLAGS (namespace-aware; /sys/class/net keeps showing the host's).
-    """
-    found = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for _, name in socket.if_nameindex():
-            request = struct.pack("16sH14x", name.encode()[:15], 0)
-            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
-            if flags & IFF_UP and not flags & IFF_LOOPBACK:
-                found.append(name)
-    return found
-
-
-@pytest.fixture
-def loopback_only() -> None:
-    """Fail (never skip) a WebRTC test outside a loopback-only network namespace."""
-    others = up_interfaces()
-    if others:
-        pytest.fail(
-            f"interfaces {others} are up: run WebRTC tests in a loopback-only namespace: "
-            "unshare -n sh -c 'ip link set lo up && .venv/bin/python -m pytest tests/kiosk_client'"
-        )
 
 
 @pytest.fixture

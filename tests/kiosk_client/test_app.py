@@ -71,14 +71,18 @@ def test_without_a_display_the_app_says_so(tmp_path: Path, monkeypatch: pytest.M
     assert "--headless" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("entry", ["signaling.cli", "kiosk_client.app"])
+KIOSK_VIA_TSUNAGU = ("import tsunagu.cli as cli; cli.load(cli.commands()['kiosk']); "
+                     "import kiosk_client.app")
+
+
+@pytest.mark.parametrize("entry", [KIOSK_VIA_TSUNAGU, "import kiosk_client.app"])
 def test_opencv_loads_before_pyav_on_the_kiosk_entry_points(entry: str) -> None:
-    """`tsunagu kiosk` (signaling.cli) must not load PyAV before kiosk_client.app loads
-    OpenCV: their bundled xcb libraries clash and the kiosk window would hang."""
+    """`tsunagu kiosk` (tsunagu.cli and its entry point) must not load PyAV before
+    kiosk_client.app loads OpenCV: their bundled xcb libraries clash and the window would hang."""
     import subprocess
     import sys
 
-    probe = (f"import sys; import {entry}; "
+    probe = (f"import sys; {entry}; "
              "order = [m for m in sys.modules if m in ('cv2', 'av')]; print(','.join(order))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()

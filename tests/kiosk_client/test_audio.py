@@ -31,10 +31,10 @@ from kiosk_client.audio import (
     audio_from_args,
     resolve_devices,
 )
-from kiosk_client.meter import ReceiveStats, Spectrum, mono_samples
 from kiosk_client.screen import ScreenState, View, render
-from kiosk_client.tracks import ToneAudioTrack
 from kiosk_client.typeface import Typeface
+from tsunagu.endpoint.meter import ReceiveStats, Spectrum, mono_samples
+from tsunagu.endpoint.tracks import ToneAudioTrack
 
 DEBIAN_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 
 from interpreter_console.bot import AnsweringBot, BotConfig
-from kiosk_client.endpoints import server_urls
-from kiosk_client.media import prepare_rtc
 from kiosk_client.screen import ScreenState
 from kiosk_client.session import KioskSession
-from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack
-from signaling.client import SignalingClient
 from tests.support.service import Service
+from tsunagu.client import SignalingClient, server_urls
+from tsunagu.endpoint.leg import prepare_rtc
+from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack
 
 pytestmark = pytest.mark.webrtc
 TALK_S = 8.0

@@ -66,7 +66,7 @@ async def test_an_unreachable_service_shows_a_plain_error_and_keeps_trying() -> 
 
     from kiosk_client.display import connect_until_up
     from kiosk_client.session import CLOSED
-    from signaling.client import SignalingClient
+    from tsunagu.client import SignalingClient
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -34,8 +34,8 @@ from interpreter_console.bot import AnsweringBot, BotConfig
 from kiosk_client.screen import Button, ScreenState, View, render
 from kiosk_client.session import end_message, languages_of
 from kiosk_client.typeface import Typeface
-from signaling.languages import load_catalogue
 from tests.support.service import Service
+from tsunagu.languages import load_catalogue
 
 pytestmark = pytest.mark.webrtc
 Image = npt.NDArray[np.uint8]

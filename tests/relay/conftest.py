@@ -16,10 +16,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from relay.node import RelayNode, run
-from relay.rtc_internals import install_early_frame_release, restrict_ice_addresses
-from signaling.redis_keys import Keys
+from relay.node import RelayNode
+from relay.server import run
 from tests.conftest import TEST_SECRET
+from tsunagu.redis_keys import Keys
+from tsunagu.rtc_internals import install_early_frame_release, restrict_ice_addresses
 
 IFF_UP = 0x1
 SIOCGIFFLAGS = 0x8913

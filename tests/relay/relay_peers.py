@@ -17,8 +17,8 @@ from aiortc import (
 )
 from av import VideoFrame
 
-from relay.rtc_internals import rtc_configuration
-from signaling.tokens import mint_service_token
+from tsunagu.rtc_internals import rtc_configuration
+from tsunagu.tokens import mint_service_token
 
 
 class MovingVideo(VideoStreamTrack):

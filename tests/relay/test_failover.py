@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from kiosk_client.media import MediaLeg
-from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack
-from signaling.client import ServerError, SignalingClient
-from signaling.config import Settings
-from signaling.redis_keys import Keys
-from signaling.redis_server import RedisServer, free_port
 from tests.conftest import TEST_SECRET
 from tests.support.stack import Stack, running
+from tsunagu.client import ServerError, SignalingClient
+from tsunagu.endpoint.leg import MediaLeg
+from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack
+from tsunagu.redis_keys import Keys
+from tsunagu.redis_server import RedisServer, free_port
+from tsunagu.settings import SignalingSettings
 
 K = Keys()
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(120)]
@@ -81,7 +81,7 @@ def leg(client: SignalingClient, call_id: str) -> MediaLeg:
 async def test_relay_dies_and_both_parties_move(redis_server: RedisServer,
                                                 redis: aioredis.Redis,
                                                 relays: list[subprocess.Popen[bytes]]) -> None:
-    settings = Settings(secret=TEST_SECRET, redis_url=redis_server.url, relay_dead_s=3.0,
+    settings = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url, relay_dead_s=3.0,
                         sweep_interval_s=0.1)
     await wait_registered(redis, 2)
     async with running(settings) as stack:

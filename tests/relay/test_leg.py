@@ -10,11 +10,11 @@ import redis.asyncio as aioredis
 
 from relay.call import Call
 from relay.leg import SSRC_TAKEOVER_MS, Leg
-from signaling.redis_keys import Keys
-from signaling.redis_server import RedisServer
 from tests.conftest import TEST_SECRET
 from tests.relay.conftest import start_relay, stop_relay
 from tests.relay.relay_peers import Peer, post_offer, wait_for
+from tsunagu.redis_keys import Keys
+from tsunagu.redis_server import RedisServer
 
 pytestmark = pytest.mark.webrtc  # legs gather ICE candidates: loopback namespace only
 

@@ -10,12 +10,12 @@ import redis.asyncio as aioredis
 
 from relay.errors import AtCapacity
 from relay.node import RelayNode
-from signaling.redis_keys import Keys
-from signaling.redis_server import RedisServer
-from signaling.tokens import mint, mint_service_token
 from tests.conftest import TEST_SECRET
 from tests.relay.conftest import RunningRelay, start_relay, stop_relay
 from tests.relay.relay_peers import Peer, post_offer
+from tsunagu.redis_keys import Keys
+from tsunagu.redis_server import RedisServer
+from tsunagu.tokens import mint, mint_service_token
 
 pytestmark = pytest.mark.webrtc
 

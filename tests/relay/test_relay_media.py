@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.redis_keys import Keys
 from tests.conftest import TEST_SECRET
 from tests.relay.conftest import RunningRelay
 from tests.relay.relay_peers import Peer, connect, wait_for
+from tsunagu.redis_keys import Keys
 
 pytestmark = pytest.mark.webrtc
 

@@ -15,7 +15,6 @@ import redis.asyncio as aioredis
 from aiortc import RTCRtpCodecParameters, RTCRtpSender
 from av import VideoFrame
 
-from relay import rtc_internals
 from relay.forwarder import MID_URI, mid_element, parse_header
 from relay.leg import OutStream
 from relay.quality import LegCounters
@@ -38,6 +37,7 @@ from tests.conftest import TEST_SECRET
 from tests.relay.conftest import RunningRelay
 from tests.relay.relay_peers import Peer, connect, wait_for
 from tests.relay.test_relay_media import count_keyframe_requests, published_quality
+from tsunagu import rtc_internals
 
 H264_PCMU = {"audio": ("audio/PCMU",), "video": ("video/H264", "video/rtx")}
 VP8_OPUS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}

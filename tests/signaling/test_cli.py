@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from signaling.config import Settings
 from signaling.media import ice_servers_for
-from signaling.redis_server import free_port
 from tests.conftest import TEST_SECRET
+from tsunagu.redis_server import free_port
+from tsunagu.settings import SignalingSettings
 
-CLI = [sys.executable, "-m", "signaling.cli"]
+CLI = [sys.executable, "-m", "tsunagu"]
 
 
 def env_without_secret() -> dict[str, str]:
@@ -86,7 +86,7 @@ def test_up_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_turn_credentials_are_minted_per_call() -> None:
-    settings = Settings(secret=TEST_SECRET, turn_secret="coturn-secret", turn_ttl_s=600,
+    settings = SignalingSettings(secret=TEST_SECRET, turn_secret="coturn-secret", turn_ttl_s=600,
                         ice_servers=[{"urls": ["stun:stun.example.jp:3478"]},
                                      {"urls": ["turn:turn.example.jp:3478"]}])
     stun, turn = ice_servers_for(settings, "c_1")
@@ -96,4 +96,4 @@ def test_turn_credentials_are_minted_per_call() -> None:
     expected = hmac.new(b"coturn-secret", turn["username"].encode(), hashlib.sha1).digest()
     assert base64.b64decode(turn["credential"]) == expected
     assert ice_servers_for(settings, "c_2")[1]["username"].endswith(":c_2")
-    assert ice_servers_for(Settings(secret=TEST_SECRET), "c_1") == []
+    assert ice_servers_for(SignalingSettings(secret=TEST_SECRET), "c_1") == []

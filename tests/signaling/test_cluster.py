@@ -12,12 +12,12 @@ import textwrap
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.client import ServerError
-from signaling.config import Settings
-from signaling.redis_keys import Keys
-from signaling.redis_server import RedisServer
 from tests.conftest import TEST_SECRET
 from tests.support.stack import running
+from tsunagu.client import ServerError
+from tsunagu.redis_keys import Keys
+from tsunagu.redis_server import RedisServer
+from tsunagu.settings import SignalingSettings
 
 K = Keys()
 FAST = {"TSUNAGU_WRAPUP_S": "0.2", "TSUNAGU_SWEEP_INTERVAL_S": "0.05",
@@ -26,12 +26,12 @@ FAST = {"TSUNAGU_WRAPUP_S": "0.2", "TSUNAGU_SWEEP_INTERVAL_S": "0.05",
 RACER = textwrap.dedent("""
     import asyncio, json, sys
     import redis.asyncio as aioredis
-    from signaling.config import Settings
+    from tsunagu.settings import SignalingSettings
     from signaling.routing import Router, new_op_id
-    from signaling.store import connect
+    from tsunagu.store import connect
 
     async def main(url, call_id, offer_id):
-        settings = Settings(secret=b"x" * 32, redis_url=url)
+        settings = SignalingSettings(secret=b"x" * 32, redis_url=url)
         router = Router(connect(url), settings)
         outs = await asyncio.gather(*(router.accept("alice", call_id, offer_id, op=new_op_id())
                                       for _ in range(50)))
@@ -43,7 +43,7 @@ RACER = textwrap.dedent("""
 
 async def test_accept_race_from_two_processes(redis_server: RedisServer,
                                               redis: aioredis.Redis) -> None:
-    settings = Settings(secret=TEST_SECRET, redis_url=redis_server.url)
+    settings = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)
     async with running(settings) as stack:
         i = await stack.client(await stack.add_interpreter("alice", ["jsl"]))
         k = await stack.client(await stack.add_kiosk("k1"))
@@ -68,7 +68,7 @@ async def test_accept_race_from_two_processes(redis_server: RedisServer,
 
 async def test_accept_race_over_two_nodes(redis_server: RedisServer, redis: aioredis.Redis
                                           ) -> None:
-    settings = Settings(secret=TEST_SECRET, redis_url=redis_server.url)
+    settings = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)
     async with running(settings, inprocess=0, processes=2, env=FAST) as stack:
         alice = await stack.client(await stack.add_interpreter("alice", ["jsl"]), node=0)
         bob = await stack.client(await stack.add_interpreter("bob", ["jsl"]), node=1)
@@ -97,8 +97,8 @@ async def test_accept_race_over_two_nodes(redis_server: RedisServer, redis: aior
 
 async def test_dead_node_releases_its_clients(redis_server: RedisServer, redis: aioredis.Redis
                                               ) -> None:
-    settings = Settings(secret=TEST_SECRET, redis_url=redis_server.url, sweep_interval_s=0.05,
-                        kiosk_grace_s=1.0, node_dead_s=4.0)
+    settings = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url,
+                                 sweep_interval_s=0.05, kiosk_grace_s=1.0, node_dead_s=4.0)
     async with running(settings, inprocess=1, processes=1, env=FAST) as stack:
         await stack.client(await stack.add_interpreter("alice", ["jsl"]), node=0)
         k = await stack.client(await stack.add_kiosk("k1"), node=1, reconnect=False)
@@ -120,7 +120,7 @@ async def test_thousand_calls_across_two_nodes(redis_server: RedisServer,
                                                redis: aioredis.Redis) -> None:
     from tests.support.load import run_load
 
-    settings = Settings(secret=TEST_SECRET, redis_url=redis_server.url)
+    settings = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)
     async with running(settings, inprocess=0, processes=2, env=FAST) as stack:
         report = await run_load(stack, kiosks=200, interpreters=40, calls=1000)
     assert report.errors == []

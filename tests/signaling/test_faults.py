@@ -8,10 +8,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from signaling.client import ServerError
-from signaling.redis_server import RedisServer
 from tests.signaling.test_server import make_settings
 from tests.support.stack import running
+from tsunagu.client import ServerError
+from tsunagu.redis_server import RedisServer
 
 
 async def ready(base: str) -> int:

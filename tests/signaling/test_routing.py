@@ -6,9 +6,9 @@ import itertools
 
 import redis.asyncio as aioredis
 
-from signaling.redis_keys import Keys
 from signaling.routing import Router
 from tests.signaling.conftest import T0
+from tsunagu.redis_keys import Keys
 
 K = Keys()
 _ops = itertools.count()

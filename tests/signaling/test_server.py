@@ -10,21 +10,21 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.client import ServerError, SignalingClient
-from signaling.config import Settings
-from signaling.redis_keys import Keys
-from signaling.redis_server import RedisServer
 from tests.conftest import TEST_SECRET
 from tests.support.stack import Stack, running
+from tsunagu.client import ServerError, SignalingClient
+from tsunagu.redis_keys import Keys
+from tsunagu.redis_server import RedisServer
+from tsunagu.settings import SignalingSettings
 
 K = Keys()
 
 
-def make_settings(redis_server: RedisServer, **kw: float) -> Settings:
+def make_settings(redis_server: RedisServer, **kw: float) -> SignalingSettings:
     base = {"wrapup_s": 0.3, "offer_timeout_s": 5.0, "kiosk_grace_s": 5.0, "call_grace_s": 5.0,
             "interp_grace_s": 5.0, "sweep_interval_s": 0.05, "stats_interval_s": 0.5}
     base.update(kw)
-    return Settings(secret=TEST_SECRET, redis_url=redis_server.url, **base)  # type: ignore[arg-type]
+    return SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url, **base)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from signaling.ledger import Ledger, summarise
-from signaling.redis_server import RedisServer
 from signaling.stats import estimate_wait_s
 from tests.signaling.test_server import make_settings
 from tests.support.stack import running
+from tsunagu.redis_server import RedisServer
 
 TZ = ZoneInfo("Asia/Tokyo")
 DAY_MS = int(datetime(2026, 11, 28, 10, 0, tzinfo=TZ).timestamp() * 1000)

@@ -9,8 +9,8 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from signaling.client import SignalingClient
 from tests.support.stack import Stack
+from tsunagu.client import SignalingClient
 
 LANGS = ["jsl", "en", "vi", "zh"]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from signaling.redis_server import free_port
+from tsunagu.redis_server import free_port
 
 TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
 

@@ -18,11 +18,11 @@ import aiohttp
 from aiohttp import web
 
 from signaling.accounts import Accounts
-from signaling.client import SignalingClient, login
-from signaling.config import Settings
-from signaling.redis_server import free_port
 from signaling.server import create_app
-from signaling.store import connect
+from tsunagu.client import SignalingClient, login
+from tsunagu.redis_server import free_port
+from tsunagu.settings import SignalingSettings
+from tsunagu.store import connect
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Node:
 class Stack:
     """Signaling nodes sharing one Redis, and helpers to make accounts and clients."""
 
-    settings: Settings
+    settings: SignalingSettings
     nodes: list[Node] = field(default_factory=list)
     clients: list[SignalingClient] = field(default_factory=list)
 
@@ -90,7 +90,7 @@ class Stack:
                 node.proc.wait(10)
 
 
-async def start_inprocess(settings: Settings) -> Node:
+async def start_inprocess(settings: SignalingSettings) -> Node:
     port = free_port()
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
@@ -104,7 +104,7 @@ def start_process(redis_url: str, env: dict[str, str] | None = None) -> Node:
     with tempfile.NamedTemporaryFile(prefix=f"signaling-{port}-", suffix=".log",
                                      delete=False) as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "signaling.cli", "signaling", "--host", "127.0.0.1",
+            [sys.executable, "-m", "tsunagu", "signaling", "--host", "127.0.0.1",
              "--port", str(port), "--redis-url", redis_url],
             env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
     return Node(f"http://127.0.0.1:{port}", proc=proc, log_path=log.name)
@@ -126,7 +126,7 @@ async def wait_healthy(node: Node, within_s: float = 20.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, *, inprocess: int = 1, processes: int = 0,
+async def running(settings: SignalingSettings, *, inprocess: int = 1, processes: int = 0,
                   env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
     stack = Stack(settings)
     try:

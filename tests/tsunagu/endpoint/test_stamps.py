@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kiosk_client.stamps import (
+from tsunagu.endpoint.stamps import (
     TIME_MOD,
     Stamp,
     read_bits,
@@ -19,7 +19,7 @@ from kiosk_client.stamps import (
     synthetic_luma,
     write_stamp,
 )
-from kiosk_client.tracks import i420_frame
+from tsunagu.endpoint.tracks import i420_frame
 
 NOW = 1_790_000_000_123
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from aiortc import RTCPeerConnection
 
-from kiosk_client.meter import ReceiveStats, TrackMeter
-from kiosk_client.tracks import SyntheticVideoTrack, ToneAudioTrack
-from relay.rtc_internals import (
+from tsunagu.endpoint.meter import ReceiveStats, TrackMeter
+from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack
+from tsunagu.rtc_internals import (
     install_early_frame_release,
     restrict_ice_addresses,
     rtc_configuration,

@@ -11,12 +11,12 @@ import aiohttp
 import jwt
 import pytest
 
-from signaling import tokens
 from signaling.accounts import check_password, hash_password
-from signaling.config import ConfigError, Settings, load_secret
-from signaling.redis_server import RedisServer
 from tests.conftest import TEST_SECRET
 from tests.support.stack import Stack, running
+from tsunagu import tokens
+from tsunagu.redis_server import RedisServer
+from tsunagu.settings import ConfigError, SignalingSettings, load_secret
 
 NOW = int(time.time())
 GOOD = {"sub": "k1", "role": "kiosk", "aud": "tsunagu", "iss": "tsunagu", "iat": NOW,
@@ -86,7 +86,7 @@ def test_generated_secret_is_kept(tmp_path: object, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture
 async def stack(redis_server: RedisServer, redis: object) -> AsyncIterator[Stack]:
-    async with running(Settings(secret=TEST_SECRET, redis_url=redis_server.url)) as st:
+    async with running(SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)) as st:
         yield st
 
 
@@ -107,7 +107,7 @@ async def test_forged_tokens_are_refused_on_the_wire(stack: Stack) -> None:
 
 async def test_revoked_kiosk_is_refused(stack: Stack) -> None:
     from signaling.accounts import Accounts
-    from signaling.store import connect
+    from tsunagu.store import connect
 
     token = await stack.add_kiosk("k1")
     client = await stack.client(token)

@@ -14,6 +14,7 @@ import json
 import logging
 import random
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -201,3 +202,12 @@ class SignalingClient:
                 await self._reader
         if self._own_http and self._http is not None:
             await self._http.close()
+
+
+def server_urls(server: str) -> tuple[str, str]:
+    """(HTTP base, WebSocket URL of /ws) for ``http[s]://host:port`` or ``ws[s]://host:port``."""
+    parts = urlsplit(server if "://" in server else "http://" + server)
+    secure = parts.scheme in ("https", "wss")
+    http_base = urlunsplit(("https" if secure else "http", parts.netloc, "", "", ""))
+    ws_url = urlunsplit(("wss" if secure else "ws", parts.netloc, "/ws", "", ""))
+    return http_base, ws_url

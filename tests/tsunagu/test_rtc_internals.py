@@ -14,8 +14,8 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 
-from relay import rtc_internals
-from relay.rtc_internals import (
+from tsunagu import rtc_internals
+from tsunagu.rtc_internals import (
     dtls_transports,
     install_early_frame_release,
     install_rtp_fast_path,
@@ -157,7 +157,7 @@ async def test_only_the_newest_packet_dates_the_sender_report() -> None:
 
     from aiortc.rtcrtpsender import RTCRtpSender
 
-    from relay.rtc_internals import note_sent
+    from tsunagu.rtc_internals import note_sent
 
     sender = RTCRtpSender("video", SimpleNamespace(state="new"))
     note_sent(sender, 9000, 100)

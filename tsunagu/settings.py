@@ -1,7 +1,9 @@
-"""Settings read from the environment and command-line flags."""
+"""Settings read from the environment and command-line flags, one object per process kind."""
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import json
 import os
 import secrets
@@ -9,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from signaling.redis_keys import Keys
+from tsunagu.redis_keys import Keys
 
 MIN_SECRET_BYTES = 32
 
@@ -62,7 +64,7 @@ def load_secret(data_dir: Path | None, *, create: bool) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class SignalingSettings:
     """Everything a signaling node needs to know; defaults follow PROTOCOL.md."""
 
     secret: bytes
@@ -101,7 +103,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, *, data_dir: Path | None = None, create_secret: bool = False,
-                 **overrides: Any) -> Settings:
+                 **overrides: Any) -> SignalingSettings:
         """Build settings from ``TSUNAGU_*`` variables, then apply ``overrides``."""
         env = os.environ
         values: dict[str, Any] = {
@@ -144,3 +146,91 @@ _NUMERIC_ENV: dict[str, Any] = {
     "node_dead_s": float,
     "auth_timeout_s": float,
 }
+
+
+# -- the relay -----------------------------------------------------------------------------------
+
+# bench/relay_bench.py measured 0.020-0.027 core per a+v call at 16-24 calls (30 fps delivered);
+# 25 keeps a relay under ~0.65 of a core with room for keyframe bursts (docs/media.md).
+RELAY_CALLS_PER_CORE = 25
+RELAY_CONNECT_TIMEOUT_S = 15.0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def add_relay_arguments(p: argparse.ArgumentParser) -> None:
+    """The relay's own flags; ``tsunagu relay`` and ``python -m relay`` share them."""
+    p.add_argument("--host", default=os.environ.get("TSUNAGU_RELAY_HOST", "127.0.0.1"),
+                   help="address the control API binds (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("TSUNAGU_RELAY_PORT", 8081)))
+    p.add_argument("--capacity", type=int, default=None,
+                   help="calls this relay takes (default TSUNAGU_RELAY_CAPACITY, else "
+                        f"{RELAY_CALLS_PER_CORE})")
+    p.add_argument("--relay-id", default=os.environ.get("TSUNAGU_RELAY_ID"),
+                   help="this relay's name in Redis (default TSUNAGU_RELAY_ID, else random)")
+    p.add_argument("--public-url", default=os.environ.get("TSUNAGU_RELAY_PUBLIC_URL"),
+                   help="control URL the signaling nodes post to (default "
+                        "TSUNAGU_RELAY_PUBLIC_URL, else http://HOST:PORT)")
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """Everything a relay node needs to know, from its flags and ``TSUNAGU_*`` variables."""
+
+    secret: bytes
+    redis_url: str
+    host: str = "127.0.0.1"
+    port: int = 8081
+    relay_id: str = field(default_factory=lambda: "r_" + secrets.token_hex(4))
+    public_url: str | None = None
+    capacity: int = RELAY_CALLS_PER_CORE
+    ice_addresses: list[str] | None = None
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    connect_timeout_s: float = RELAY_CONNECT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if self.public_url is None and not _is_loopback(self.host):
+            raise ConfigError(
+                f"the relay binds {self.host} but would register a control URL built from it; "
+                "give the URL the signaling nodes reach with --public-url "
+                "(TSUNAGU_RELAY_PUBLIC_URL)")
+        if self.public_url is not None and not _is_loopback(self.host):
+            url_host = self.public_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+            if _is_loopback(url_host):
+                raise ConfigError(
+                    f"the relay binds {self.host} for other machines but registers the loopback "
+                    f"control URL {self.public_url}, which they cannot reach: give its "
+                    "reachable address with --public-url (TSUNAGU_RELAY_PUBLIC_URL)")
+
+    def control_url(self, bound_port: int) -> str:
+        """The URL registered in Redis: ``public_url``, else the loopback address bound."""
+        return self.public_url or f"http://{self.host}:{bound_port}"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, redis_url: str,
+                  data_dir: Path | None = None) -> RelaySettings:
+        """SignalingSettings from :func:`add_relay_arguments`' flags and the environment."""
+        env = os.environ
+        capacity = args.capacity or int(env.get("TSUNAGU_RELAY_CAPACITY") or RELAY_CALLS_PER_CORE)
+        values: dict[str, Any] = {
+            "secret": load_secret(data_dir, create=False),
+            "redis_url": redis_url,
+            "host": args.host,
+            "port": args.port,
+            "public_url": args.public_url or None,
+            "capacity": capacity,
+            "ice_addresses": parse_ice_addresses(env.get("TSUNAGU_ICE_ADDRESSES")),
+            "ice_servers": parse_ice_servers(env.get("TSUNAGU_ICE_SERVERS")),
+            "connect_timeout_s": float(env.get("TSUNAGU_RELAY_CONNECT_TIMEOUT_S")
+                                       or RELAY_CONNECT_TIMEOUT_S),
+        }
+        if args.relay_id:
+            values["relay_id"] = args.relay_id
+        return cls(**values)

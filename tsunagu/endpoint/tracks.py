@@ -1,6 +1,6 @@
 """Media tracks the Python clients send: stamped synthetic or camera video, a tone for audio.
 
-Every video frame carries a stamp (kiosk_client.stamps) with its capture time
+Every video frame carries a stamp (tsunagu.endpoint.stamps) with its capture time
 and a counter, so the far end can measure delivered fps and latency.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from kiosk_client.stamps import Luma, Stamp, synthetic_luma, write_stamp
+from tsunagu.endpoint.stamps import Luma, Stamp, synthetic_luma, write_stamp
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)

@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from kiosk_client.stamps import Luma, read_stamp
-from kiosk_client.tracks import now_ms
+from tsunagu.endpoint.stamps import Luma, read_stamp
+from tsunagu.endpoint.tracks import now_ms
 
 log = logging.getLogger(__name__)
 

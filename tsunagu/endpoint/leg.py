@@ -20,15 +20,15 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
-from kiosk_client.meter import ReceiveStats, TrackMeter
-from relay.rtc_internals import (
+from tsunagu.client import SignalingClient
+from tsunagu.endpoint.meter import ReceiveStats, TrackMeter
+from tsunagu.rtc_internals import (
     install_early_frame_release,
     restrict_ice_addresses,
     rtc_configuration,
     uninstall_early_frame_release,
 )
-from signaling.client import SignalingClient
-from signaling.config import parse_ice_addresses
+from tsunagu.settings import parse_ice_addresses
 
 log = logging.getLogger(__name__)
 

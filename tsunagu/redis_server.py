@@ -56,7 +56,7 @@ class RedisServer:
             return f"unix://{self.socket_path}?db=0"
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
         family = socket.AF_UNIX if self.socket_path else socket.AF_INET
         address: str | tuple[str, int] = (str(self.socket_path) if self.socket_path
                                           else ("127.0.0.1", self.port))
@@ -84,7 +84,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RedisServerError(f"redis-server exited; see {self.data_dir / 'redis.log'}")
-            if self._answers():
+            if self.answers():
                 log.info("redis-server up (data in %s)", self.data_dir)
                 return
             time.sleep(0.05)

@@ -9,9 +9,9 @@ import av
 import numpy as np
 
 from kiosk_client.camera import Camera
-from kiosk_client.meter import audio_level, frame_luma
-from kiosk_client.stamps import read_stamp
-from kiosk_client.tracks import SourceVideoTrack, SyntheticVideoTrack, ToneAudioTrack, now_ms
+from tsunagu.endpoint.meter import audio_level, frame_luma
+from tsunagu.endpoint.stamps import read_stamp
+from tsunagu.endpoint.tracks import SourceVideoTrack, SyntheticVideoTrack, ToneAudioTrack, now_ms
 
 
 async def test_synthetic_video_is_paced_and_stamped_at_capture() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kiosk_client.meter import ReceiveStats, percentile
+from tsunagu.endpoint.meter import ReceiveStats, percentile
 
 
 def test_percentile_nearest_rank() -> None:

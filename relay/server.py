@@ -1,0 +1,55 @@
+"""A relay process: its control API served, registered in Redis, until cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from relay import control
+from relay.node import RelayNode
+from relay.registry import HEARTBEAT_S, Registry
+from tsunagu.rtc_internals import restrict_ice_addresses
+from tsunagu.runtime import tune_gc
+from tsunagu.settings import RelaySettings
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(settings: RelaySettings) -> None:
+    """Run a relay node until cancelled: control API, registration, forwarding."""
+    restrict_ice_addresses(settings.ice_addresses)
+    node = RelayNode(settings.relay_id, settings.capacity, settings.ice_servers,
+                     connect_timeout_s=settings.connect_timeout_s)
+    tune_gc()  # a relay process of its own (not a test's event loop: see run())
+    await run(node, settings.host, settings.port, settings.redis_url, settings.secret,
+              public_url=settings.public_url)
+
+
+async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: bytes, *,
+              public_url: str | None = None) -> None:
+    """Serve ``node``'s control API and keep it registered until cancelled."""
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2.0)
+    runner = web.AppRunner(control.make_app(node, secret), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        url = public_url or f"http://{host}:{bound_port}"
+        node.registry = Registry(redis, node.relay_id, url)
+        logger.info("relay %s serving on %s, capacity %d", node.relay_id, url, node.capacity)
+        while True:
+            await node.tick()
+            await asyncio.sleep(HEARTBEAT_S)
+    finally:
+        await node.close_all()
+        if node.registry is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await node.registry.unregister()
+        await runner.cleanup()
+        await redis.aclose()

@@ -1,0 +1,157 @@
+"""The node's HTTP endpoints: the WebSocket at ``/ws``, ``/api/*``, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from signaling.node import NODE, Node
+from signaling.report import calls_csv
+from signaling.session import Connection
+from tsunagu import store, tokens
+from tsunagu.protocol import ErrorCode
+from tsunagu.settings import SignalingSettings
+
+log = logging.getLogger(__name__)
+STAFF_VIEWERS = frozenset({"supervisor", "admin"})
+
+
+def origin_allowed(request: web.Request, settings: SignalingSettings) -> bool:
+    """No Origin (not a browser) is fine; else it must be allowed or the server's own."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    if settings.allowed_origins:
+        return origin in settings.allowed_origins
+    return origin in (f"{request.scheme}://{request.host}", f"http://{request.host}",
+                      f"https://{request.host}")
+
+
+async def ws_handler(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    s = node.settings
+    if not origin_allowed(request, s):
+        raise web.HTTPForbidden(text="origin not allowed")
+    ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes, compress=False,
+                               heartbeat=s.heartbeat_s, autoping=True)
+    allow_pong_within(ws, s.heartbeat_s)
+    await ws.prepare(request)
+    await Connection(node, ws).serve()
+    return ws
+
+
+def allow_pong_within(ws: web.WebSocketResponse, seconds: float) -> None:
+    """Wait ``seconds`` for the pong to each ping before dropping the client.
+
+    PROTOCOL.md: pings every ``heartbeat_s``, a client silent for 2 x ``heartbeat_s`` is
+    dropped. aiohttp (3.14) waits only half an interval for the pong and has no public
+    setting for it; its ``_pong_heartbeat`` is the one value to change
+    (tests/signaling/test_server.py checks the timing, so an aiohttp upgrade that renames
+    it fails there).
+    """
+    if not hasattr(ws, "_pong_heartbeat"):
+        raise RuntimeError("aiohttp changed: WebSocketResponse._pong_heartbeat is gone")
+    ws._pong_heartbeat = seconds
+
+
+def _json_error(status: int, code: ErrorCode, message: str) -> web.Response:
+    return web.json_response({"code": code.value, "message": message}, status=status)
+
+
+async def login_handler(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    try:
+        body = await request.json()
+        username, password = body["username"], body["password"]
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return _json_error(400, ErrorCode.BAD_REQUEST, "send username and password")
+    try:
+        found = await node.accounts.login(username, password)
+    except store.REDIS_ERRORS:
+        return _json_error(503, ErrorCode.UNAVAILABLE, "the service is unavailable")
+    if found is None:
+        log.info("login refused for a staff account")
+        return _json_error(401, ErrorCode.UNAUTHORIZED, "wrong username or password")
+    token, role, expires = found
+    return web.json_response({"token": token, "role": role, "expires_at_ms": expires})
+
+
+async def _viewer(request: web.Request) -> Node:
+    node = request.app[NODE]
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer "):
+        raise web.HTTPUnauthorized(text="bearer token required")
+    try:
+        principal = await node.accounts.authenticate(auth[7:])
+    except tokens.TokenError:
+        raise web.HTTPUnauthorized(text="token refused") from None
+    if principal.role not in STAFF_VIEWERS:
+        raise web.HTTPForbidden(text="supervisors and admins only")
+    return node
+
+
+async def stats_handler(request: web.Request) -> web.Response:
+    node = await _viewer(request)
+    return web.json_response(await node.stats.snapshot(),
+                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+async def csv_handler(request: web.Request) -> web.Response:
+    node = await _viewer(request)
+    tz = ZoneInfo(node.settings.timezone)
+    try:
+        first = date.fromisoformat(request.query["from"])
+        last = date.fromisoformat(request.query.get("to", request.query["from"]))
+    except (KeyError, ValueError):
+        raise web.HTTPBadRequest(text="from=YYYY-MM-DD&to=YYYY-MM-DD") from None
+    if last < first or (last - first).days > 400:
+        raise web.HTTPBadRequest(text="the range must be 0 to 400 days")
+    body = await calls_csv(node.redis, node.settings.keys, first=first, last=last, tz=tz,
+                           catalogue=node.languages)
+    name = f"tsunagu-calls-{first}-{last}.csv"
+    return web.Response(text=body, content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    try:
+        async with asyncio.timeout(1.0):
+            await node.redis.ping()
+    except store.REDIS_ERRORS + (TimeoutError,):
+        return web.json_response({"ready": False, "redis": "unreachable"}, status=503)
+    return web.json_response({"ready": True})
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    roles: dict[str, int] = {}
+    for conn in node.connections:
+        role = conn.principal.role if conn.principal else "unauthenticated"
+        roles[role] = roles.get(role, 0) + 1
+    gauges = {f"connections_{r}": float(n) for r, n in roles.items()}
+    gauges["connections"] = float(len(node.connections))
+    gauges["inbox_delivered"] = float(node.bus.delivered)
+    return web.Response(text=node.metrics.render(gauges), content_type="text/plain")
+
+
+def add_routes(app: web.Application) -> None:
+    """Route the WebSocket, the API, health and metrics."""
+    app.router.add_get("/ws", ws_handler)
+    app.router.add_post("/api/login", login_handler)
+    app.router.add_get("/api/stats", stats_handler)
+    app.router.add_get("/api/calls.csv", csv_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)

@@ -1,0 +1,76 @@
+"""What a message handler may use of the client it serves: a small ``Protocol``.
+
+``signaling.dispatch`` works through this and nothing else; ``signaling.session``'s socket
+class provides it. Handlers see the routing transitions, the relay pool and the statistics as
+services, and send through the connection; they never touch Redis, the node's inboxes or
+another node's state directly (as ``bus.Endpoint`` is all the bus knows of a socket).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Protocol
+
+from signaling.accounts import Principal
+from signaling.media import RelayPool
+from signaling.routing import Router
+from tsunagu.languages import Language
+from tsunagu.settings import SignalingSettings
+
+StatsListener = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Connection(Protocol):
+    """One signed-in client's socket, as the message handlers see it."""
+
+    principal: Principal | None
+    session_id: str
+    waiting: tuple[str, str] | None  # (call_id, language) while the kiosk's call waits
+
+    @property
+    def settings(self) -> SignalingSettings: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def relays(self) -> RelayPool: ...
+
+    @property
+    def languages(self) -> Mapping[str, Language]: ...
+
+    @property
+    def catalogue(self) -> tuple[Language, ...]: ...
+
+    @property
+    def session_ttl_s(self) -> int: ...
+
+    # sending to this client
+    def send(self, type_: str, **fields: Any) -> None: ...
+
+    async def push(self, msg: dict[str, Any]) -> None: ...
+
+    def hold(self) -> None: ...
+
+    def release(self, first: str) -> None: ...
+
+    def tell_position(self, position: int, staffed: int, available: int, *, force: bool,
+                      rid: str | None = None, handle_s: float | None = None) -> None: ...
+
+    async def refresh_position(self, *, force: bool = False) -> None: ...
+
+    # work beside the message loop, and messages to other clients
+    def background(self, coro: Coroutine[Any, Any, None], rid: str | None) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None: ...
+
+    async def deliver(self, client_id: str, msg: dict[str, Any]) -> None: ...
+
+    async def attach(self) -> None: ...
+
+    def observe(self, name: str, ms: float) -> None: ...
+
+    # the supervisor's live statistics
+    async def stats_snapshot(self) -> dict[str, Any]: ...
+
+    def subscribe_stats(self, listener: StatsListener | None) -> None: ...

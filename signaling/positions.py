@@ -1,0 +1,56 @@
+"""A waiting kiosk's place in line: read for many calls in one round trip, and refreshed for
+every waiting kiosk of this node after routing changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from signaling.node import Node
+from tsunagu import store
+
+
+async def read_places(node: Node, waiting: list[tuple[str, str]]
+                      ) -> list[tuple[int | None, int, int]]:
+    """For each waiting (call_id, language): its rank in the queue (None once offered), the
+    interpreters signed in for the language, and those free now; one Redis round trip."""
+    k = node.settings.keys
+    pipe = node.redis.pipeline(transaction=False)
+    for call_id, language in waiting:
+        pipe.zrank(k.queue(language), call_id)
+        pipe.scard(k.logged_in(language))
+        pipe.zcard(k.idle(language))
+    found = await pipe.execute()
+    return [(found[i], found[i + 1], found[i + 2]) for i in range(0, len(found), 3)]
+
+
+class PositionTicker:
+    """Refreshes the place in line of this node's waiting kiosks after routing changes:
+    at most twice a second, one Redis pipeline for all of them."""
+
+    def __init__(self, node: Node, min_interval_s: float = 0.5) -> None:
+        self.node = node
+        self.min_interval_s = min_interval_s
+        self._pending = False
+
+    async def changed(self) -> None:
+        if not self._pending:
+            self._pending = True
+            asyncio.get_running_loop().call_later(self.min_interval_s, self._fire)
+
+    def _fire(self) -> None:
+        task = asyncio.ensure_future(self._refresh())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _refresh(self) -> None:
+        self._pending = False
+        waiting = [c for c in list(self.node.connections) if c.waiting is not None]
+        if not waiting:
+            return
+        try:
+            places = await read_places(self.node, [c.waiting for c in waiting])
+        except store.REDIS_ERRORS:
+            return
+        handle_s = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
+        for conn, (rank, staffed, available) in zip(waiting, places, strict=True):
+            if conn.waiting is not None and rank is not None:
+                conn.tell_position(rank + 1, staffed, available, force=False, handle_s=handle_s)

@@ -1,0 +1,1 @@
+"""The Python media endpoint shared by the kiosk client and the answering bot."""
