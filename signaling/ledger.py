@@ -154,3 +154,46 @@ def _counts(exits: list[CallRecord], service_level_s: float) -> dict[str, object
         if answered else None,
         "abandon_rate_pct": round(100 * abandoned / offered, 1) if offered else None,
     }
+
+
+# The state each call event leaves its call in (None: read from the event's own fields).
+_CALL_EVENT_STATE: dict[str, str | None] = {
+    "enqueued": "queued", "offered": "offered", "declined": "queued",
+    "offer_timeout": "queued", "withdrawn": "queued", "answered": "connecting",
+    "media": None, "transferred": "queued", "ended": None,
+}
+
+
+def replay_changes(events: Iterable[tuple[str, Mapping[str, str]]]
+                   ) -> tuple[list[tuple[str, str | None, str]], list[tuple[str, str, str]]]:
+    """The call and interpreter state changes an events stream records, in order:
+    ``[(call_id, old, new)]`` (old None for a new call) and ``[(interp_id, old, new)]``.
+
+    A call's old state is the one its previous event left it in, so a script that skipped a
+    step, or wrote an event for a call in another state than it said, shows as an illegal
+    change (the ``ended`` event names the state it ended from)."""
+    calls: dict[str, str] = {}
+    call_changes: list[tuple[str, str | None, str]] = []
+    interp_changes: list[tuple[str, str, str]] = []
+    for _event_id, f in events:
+        ev = f.get("ev", "")
+        if ev == "presence":
+            interp_changes.append((f.get("interp", ""), f.get("from", ""), f.get("to", "")))
+            continue
+        if ev not in _CALL_EVENT_STATE:
+            continue
+        call_id = f.get("call", "")
+        new = _CALL_EVENT_STATE[ev]
+        if ev == "media":
+            new = f.get("state", "")
+        elif ev == "ended":
+            new = "ended" if f.get("outcome") == "answered" else f.get("outcome", "")
+        old = calls.get(call_id)
+        if ev == "enqueued" and old is not None:
+            old = f"{old}|enqueued again"
+        if ev == "ended" and old is not None and f.get("from", old) != old:
+            old = f"{old}|{f['from']}"
+        assert new is not None
+        call_changes.append((call_id, old, new))
+        calls[call_id] = new
+    return call_changes, interp_changes

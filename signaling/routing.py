@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from importlib import resources
@@ -21,8 +22,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tsunagu.protocol import now_ms
+from tsunagu.redis_keys import PARTS
 from tsunagu.settings import SignalingSettings
+from tsunagu.states import lua_tables
 from tsunagu.store import RedisClient
+
+log = logging.getLogger(__name__)
 
 SCRIPTS = (
     "enqueue", "accept", "decline", "offer_timeout", "cancel", "hangup", "transfer",
@@ -32,9 +37,10 @@ SCRIPTS = (
 
 
 def load_script_source(name: str) -> str:
-    """The prelude followed by the named transition."""
+    """The generated state and key tables, the prelude, then the named transition."""
     lua = resources.files("signaling") / "lua"
-    return (lua / "prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    return "\n".join((lua_tables(PARTS), (lua / "prelude.lua").read_text(),
+                      (lua / f"{name}.lua").read_text()))
 
 
 def new_op_id() -> str:
@@ -108,7 +114,10 @@ class Router:
             # it again safe, and brings back its first answer (with the requester's messages).
             await asyncio.sleep(0.05)
             raw = await script(keys=[self.settings.keys.cfg], args=argv)
-        return Outcome(json.loads(raw) if raw else {})
+        data = json.loads(raw) if raw else {}
+        for kind, ident, old, new in data.pop("changes", ()):
+            log.info("%s %s: %s -> %s (%s)", kind, ident, old or "-", new, name)
+        return Outcome(data)
 
     # -- kiosk side ----------------------------------------------------------
     async def enqueue(self, *, kiosk: str, ward: str, counter: str, language: str,

@@ -4,12 +4,44 @@ All keys carry the hash tag ``{tsunagu}`` (or the deployment's own prefix) so
 they live in one Redis Cluster slot and multi-key Lua scripts stay legal.
 The Lua scripts receive these names through KEYS; the per-id keys they build
 themselves use the same ``prefix`` handed to them as ARGV, so the naming rule
-is written here and in ``Keys.lua_prefix`` only.
+is written here only (the scripts get ``PARTS`` as a generated Lua table).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# The name part of every key after the prefix, by the method that builds it. The routing
+# scripts get this table as Lua (tsunagu.states.lua_tables), so a name is written once.
+PARTS: dict[str, str] = {
+    "queue": "q",
+    "call": "call",
+    "passed": "passed",
+    "interp": "interp",
+    "idle": "idle",
+    "logged_in": "in",
+    "live_calls": "calls:live",
+    "interpreters": "interps",
+    "kiosk_call": "kcall",
+    "kiosk_missed_end": "kended",
+    "deadlines": "deadlines",
+    "done": "done",
+    "cfg": "cfg",
+    "node_clients": "nclients",
+    "events": "events",
+    "session": "session",
+    "client_node": "cnode",
+    "node_inbox": "inbox",
+    "nodes": "nodes",
+    "sweep_lease": "sweep_lease",
+    "user": "user",
+    "kiosk": "kiosk",
+    "revoked": "revoked",
+    "relays": "relays",
+    "relay": "relay",
+    "relay_events": "relay_events",
+    "quality": "quality",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,129 +50,132 @@ class Keys:
 
     prefix: str = "{tsunagu}"
 
+    def _key(self, name: str, *ids: str) -> str:
+        return ":".join((self.prefix, PARTS[name], *ids))
+
     # -- routing -------------------------------------------------------------
     def queue(self, language: str) -> str:
         """ZSET call_id -> effective enqueue time in ms (lower = served first). No TTL."""
-        return f"{self.prefix}:q:{language}"
+        return self._key("queue", language)
 
     def call(self, call_id: str) -> str:
         """HASH of one call's fields (state, language, kiosk, interpreter, offer_id, times).
 
         TTL set when the call ends (1 day), none while live."""
-        return f"{self.prefix}:call:{call_id}"
+        return self._key("call", call_id)
 
     def passed(self, call_id: str) -> str:
         """SET of interpreter ids who declined or missed this call. Deleted with the call."""
-        return f"{self.prefix}:passed:{call_id}"
+        return self._key("passed", call_id)
 
     def interp(self, interp_id: str) -> str:
         """HASH of one interpreter's routing state (state, since_ms, idle_since_ms,
         call_id, offer_id, languages, connected). No TTL."""
-        return f"{self.prefix}:interp:{interp_id}"
+        return self._key("interp", interp_id)
 
     def idle(self, language: str) -> str:
         """ZSET interpreter_id -> idle-since ms, the *available* interpreters of a language."""
-        return f"{self.prefix}:idle:{language}"
+        return self._key("idle", language)
 
     def logged_in(self, language: str) -> str:
         """SET of interpreter ids connected (any state) who speak the language."""
-        return f"{self.prefix}:in:{language}"
+        return self._key("logged_in", language)
 
     @property
     def live_calls(self) -> str:
         """SET of call ids not yet ended."""
-        return f"{self.prefix}:calls:live"
+        return self._key("live_calls")
 
     @property
     def interpreters(self) -> str:
         """SET of interpreter ids ever seen (for the supervisor's table)."""
-        return f"{self.prefix}:interps"
+        return self._key("interpreters")
 
     def kiosk_call(self, kiosk_id: str) -> str:
         """STRING: the kiosk's live call id. Deleted when the call ends."""
-        return f"{self.prefix}:kcall:{kiosk_id}"
+        return self._key("kiosk_call", kiosk_id)
 
     def kiosk_missed_end(self, kiosk_id: str) -> str:
         """STRING: the ``call.ended`` of a call that ended while its kiosk was away, told
         (and deleted) when the kiosk connects again. TTL 1 h."""
-        return f"{self.prefix}:kended:{kiosk_id}"
+        return self._key("kiosk_missed_end", kiosk_id)
 
     @property
     def deadlines(self) -> str:
         """ZSET "kind|id|token" -> due ms: offer timeouts, grace expiries, max wait, wrap-up."""
-        return f"{self.prefix}:deadlines"
+        return self._key("deadlines")
 
     @property
     def done(self) -> str:
         """STRING-per-request markers live under this prefix: ``done:<rid>`` (TTL 1 h)."""
-        return f"{self.prefix}:done"
+        return self._key("done")
 
     @property
     def cfg(self) -> str:
         """HASH of routing timers the scripts read (offer_timeout_ms, wrapup_ms). No TTL."""
-        return f"{self.prefix}:cfg"
+        return self._key("cfg")
 
     def node_clients(self, node_id: str) -> str:
         """SET of client ids whose socket a node holds (to clean up after a dead node)."""
-        return f"{self.prefix}:nclients:{node_id}"
+        return self._key("node_clients", node_id)
 
     @property
     def events(self) -> str:
         """STREAM of every routing transition (MAXLEN ~ 1,000,000)."""
-        return f"{self.prefix}:events"
+        return self._key("events")
 
     # -- sessions and nodes --------------------------------------------------
     def session(self, session_id: str) -> str:
         """HASH session -> principal id, role, node, disconnected_ms. TTL = grace + margin."""
-        return f"{self.prefix}:session:{session_id}"
+        return self._key("session", session_id)
 
     def client_node(self, client_id: str) -> str:
         """STRING client id -> node id holding its socket. TTL refreshed by the node."""
-        return f"{self.prefix}:cnode:{client_id}"
+        return self._key("client_node", client_id)
 
     def node_inbox(self, node_id: str) -> str:
         """STREAM of messages for the clients of one signaling node (MAXLEN ~ 10,000)."""
-        return f"{self.prefix}:inbox:{node_id}"
+        return self._key("node_inbox", node_id)
 
     @property
     def nodes(self) -> str:
         """ZSET node id -> last heartbeat ms."""
-        return f"{self.prefix}:nodes"
+        return self._key("nodes")
 
     @property
     def sweep_lease(self) -> str:
         """STRING node id holding the sweeper lease (PX a few seconds)."""
-        return f"{self.prefix}:sweep_lease"
+        return self._key("sweep_lease")
 
     # -- accounts ------------------------------------------------------------
     def user(self, username: str) -> str:
         """HASH of a staff account: role, name, languages, password hash. No TTL."""
-        return f"{self.prefix}:user:{username}"
+        return self._key("user", username)
 
     def kiosk(self, kiosk_id: str) -> str:
         """HASH of a kiosk device: ward, counter, token generation. No TTL."""
-        return f"{self.prefix}:kiosk:{kiosk_id}"
+        return self._key("kiosk", kiosk_id)
 
     @property
     def revoked(self) -> str:
         """SET of revoked token ids (jti) and kiosk ids. No TTL."""
-        return f"{self.prefix}:revoked"
+        return self._key("revoked")
 
     # -- media relays --------------------------------------------------------
     @property
     def relays(self) -> str:
         """ZSET relay id -> last heartbeat ms. Entries older than 10 s are dead relays."""
-        return f"{self.prefix}:relays"
+        return self._key("relays")
 
     def relay(self, relay_id: str) -> str:
         """HASH of one relay: url, capacity, calls, cpu, updated_ms. TTL 10 s, renewed every 2 s."""
-        return f"{self.prefix}:relay:{relay_id}"
+        return self._key("relay", relay_id)
 
     @property
     def relay_events(self) -> str:
         """STREAM of relay -> signaling events: relay_id, call_id, party, event, reason, at_ms."""
-        return f"{self.prefix}:relay_events"
+        return self._key("relay_events")
 
     def quality(self, call_id: str) -> str:
         """STRING JSON of the call's per-leg media quality, written by its relay. TTL 10 s."""
-        return f"{self.prefix}:quality:{call_id}"
+        return self._key("quality", call_id)

@@ -3,7 +3,7 @@
 local prev = done_before()
 if prev then return prev end
 local interp_id, call_id, offer_id = ARGV[5], ARGV[6], ARGV[7]
-local ckey = k('call', call_id)
+local ckey = k(KEY.call, call_id)
 local refused = check_offer(ckey, interp_id, offer_id)
 if refused then return finish({err = refused}) end
 del_deadline('offer', call_id, offer_id)
@@ -11,9 +11,9 @@ local lang = requeue(call_id, interp_id, true)
 event('declined', {call = call_id, interp = interp_id, offer = offer_id})
 notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
   reason = 'declined'})
-if hget(k('interp', interp_id), 'after_call') == 'away' then
-  redis.call('HDEL', k('interp', interp_id), 'after_call')
-  set_interp_state(interp_id, 'away')
+if hget(k(KEY.interp, interp_id), 'after_call') == IS.away then
+  redis.call('HDEL', k(KEY.interp, interp_id), 'after_call')
+  set_interp_state(interp_id, IS.away)
   match({lang})
 else
   make_idle(interp_id)

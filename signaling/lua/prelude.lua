@@ -8,24 +8,41 @@ local NOW = tonumber(ARGV[2])
 local OP = ARGV[3]
 local QUIET = ARGV[4]
 local SELF = {}
+-- State changes made by this run ({kind, id, from, to}), returned so the node logs each once.
+local CHANGES = {}
 local function k(...) return P .. ':' .. table.concat({...}, ':') end
+
+-- A script's reply, with the state changes it made.
+local function encode(result)
+  if #CHANGES > 0 then result.changes = CHANGES end
+  return cjson.encode(result)
+end
 
 local function done_before()
   if OP == '' then return nil end
-  return redis.call('GET', k('done', OP))
+  return redis.call('GET', k(KEY.done, OP))
 end
 
 local function finish(result)
   if #SELF > 0 then result.self = SELF end
-  local s = cjson.encode(result)
-  if OP ~= '' then redis.call('SET', k('done', OP), s, 'EX', 3600) end
-  return s
+  -- A repeated operation gets the same reply, but its changes were logged the first time.
+  if OP ~= '' then redis.call('SET', k(KEY.done, OP), cjson.encode(result), 'EX', 3600) end
+  return encode(result)
 end
 
 local function hget(key, field)
   local v = redis.call('HGET', key, field)
   if v == false then return nil end
   return v
+end
+
+-- Every change of a call's state goes through here (states from the generated CS table).
+local function set_call_state(ckey, call_id, state)
+  local old = hget(ckey, 'state')
+  if old ~= state then
+    redis.call('HSET', ckey, 'state', state)
+    CHANGES[#CHANGES + 1] = {'call', call_id, old or '', state}
+  end
 end
 
 local function split(s)
@@ -41,9 +58,9 @@ local function notify(client, msg)
     SELF[#SELF + 1] = msg
     return
   end
-  local node = redis.call('GET', k('cnode', client))
+  local node = redis.call('GET', k(KEY.client_node, client))
   if node then
-    redis.call('XADD', k('inbox', node), 'MAXLEN', '~', 10000, '*', 'to', client,
+    redis.call('XADD', k(KEY.node_inbox, node), 'MAXLEN', '~', 10000, '*', 'to', client,
       'msg', cjson.encode(msg))
   end
 end
@@ -54,66 +71,67 @@ local function event(ev, fields)
     args[#args + 1] = name
     args[#args + 1] = tostring(value)
   end
-  redis.call('XADD', k('events'), 'MAXLEN', '~', 1000000, '*', unpack(args))
+  redis.call('XADD', k(KEY.events), 'MAXLEN', '~', 1000000, '*', unpack(args))
 end
 
 -- until_ms: when wrap-up ends (only for 'wrapup'), so consoles can count down.
 local function set_interp_state(id, state, until_ms)
-  local key = k('interp', id)
-  local old = hget(key, 'state') or 'offline'
+  local key = k(KEY.interp, id)
+  local old = hget(key, 'state') or IS.offline
   if old ~= state then
     redis.call('HSET', key, 'state', state, 'since_ms', NOW)
+    CHANGES[#CHANGES + 1] = {'interpreter', id, old, state}
     if until_ms then redis.call('HSET', key, 'until_ms', until_ms)
     else redis.call('HDEL', key, 'until_ms') end
     event('presence', {interp = id, from = old, to = state})
-    notify('i:' .. id, {type = 'presence', status = (state == 'away' or state == 'offline')
+    notify('i:' .. id, {type = 'presence', status = (state == IS.away or state == IS.offline)
       and 'away' or 'available', state = state, since_ms = NOW, until_ms = until_ms})
   end
 end
 
 -- Interpreter is available and connected: list it in the idle set of each language.
 local function make_idle(id)
-  local key = k('interp', id)
-  set_interp_state(id, 'available')
+  local key = k(KEY.interp, id)
+  set_interp_state(id, IS.available)
   local idle = tonumber(hget(key, 'idle_since_ms') or NOW)
   for _, lang in ipairs(split(hget(key, 'languages'))) do
-    redis.call('ZADD', k('idle', lang), idle, id)
+    redis.call('ZADD', k(KEY.idle, lang), idle, id)
   end
 end
 
 local function unidle(id)
-  for _, lang in ipairs(split(hget(k('interp', id), 'languages'))) do
-    redis.call('ZREM', k('idle', lang), id)
+  for _, lang in ipairs(split(hget(k(KEY.interp, id), 'languages'))) do
+    redis.call('ZREM', k(KEY.idle, lang), id)
   end
 end
 
 local function add_deadline(kind, a, b, due)
-  redis.call('ZADD', k('deadlines'), due, kind .. '|' .. a .. '|' .. b)
+  redis.call('ZADD', k(KEY.deadlines), due, kind .. '|' .. a .. '|' .. b)
 end
 
 local function del_deadline(kind, a, b)
-  redis.call('ZREM', k('deadlines'), kind .. '|' .. a .. '|' .. b)
+  redis.call('ZREM', k(KEY.deadlines), kind .. '|' .. a .. '|' .. b)
 end
 
 -- A deadline script acts only if its member is still set and due: the sweeper may hold a
 -- member that a client action (a resume, an answer) removed or moved since it was read.
 local function deadline_due(kind, a, b)
-  local due = redis.call('ZSCORE', k('deadlines'), kind .. '|' .. a .. '|' .. b)
+  local due = redis.call('ZSCORE', k(KEY.deadlines), kind .. '|' .. a .. '|' .. b)
   return due and tonumber(due) <= NOW
 end
 
 local function has_deadline(kind, a, b)
-  return redis.call('ZSCORE', k('deadlines'), kind .. '|' .. a .. '|' .. b) ~= false
+  return redis.call('ZSCORE', k(KEY.deadlines), kind .. '|' .. a .. '|' .. b) ~= false
 end
 
 local function cfg_ms(name, default)
-  return tonumber(hget(k('cfg'), name) or default)
+  return tonumber(hget(k(KEY.cfg), name) or default)
 end
 
 -- The messages that tell an interpreter of its ringing offer, and a party of its connected
 -- call: sent by the transitions, and sent again by the connect transitions on a resume.
 local function offer_message(call_id, offer_id)
-  local ckey = k('call', call_id)
+  local ckey = k(KEY.call, call_id)
   local offered = tonumber(hget(ckey, 'offered_ms') or NOW)
   local procedure = hget(ckey, 'procedure')
   local left = offered + cfg_ms('offer_timeout_ms', 20000) - NOW
@@ -126,12 +144,12 @@ local function offer_message(call_id, offer_id)
 end
 
 local function connected_message(call_id, party)
-  local ckey = k('call', call_id)
+  local ckey = k(KEY.call, call_id)
   local lang = hget(ckey, 'language')
   if party == 'kiosk' then
     local interp_id = hget(ckey, 'interpreter') or ''
     return {type = 'call.connected', call_id = call_id, role = 'kiosk',
-      peer = {name = hget(k('interp', interp_id), 'name') or interp_id, language = lang}}
+      peer = {name = hget(k(KEY.interp, interp_id), 'name') or interp_id, language = lang}}
   end
   local ward, counter = hget(ckey, 'ward') or '', hget(ckey, 'counter') or ''
   return {type = 'call.connected', call_id = call_id, role = 'interpreter',
@@ -139,15 +157,16 @@ local function connected_message(call_id, party)
 end
 
 local function offer(call_id, interp_id, lang)
-  local ckey = k('call', call_id)
+  local ckey = k(KEY.call, call_id)
   local offer_id = 'o_' .. redis.sha1hex(call_id .. interp_id .. NOW .. OP):sub(1, 16)
   local timeout_ms = cfg_ms('offer_timeout_ms', 20000)
-  redis.call('ZREM', k('q', lang), call_id)
-  redis.call('HSET', ckey, 'state', 'offered', 'interpreter', interp_id, 'offer_id', offer_id,
+  redis.call('ZREM', k(KEY.queue, lang), call_id)
+  set_call_state(ckey, call_id, CS.offered)
+  redis.call('HSET', ckey, 'interpreter', interp_id, 'offer_id', offer_id,
     'offered_ms', NOW)
-  redis.call('HSET', k('interp', interp_id), 'call_id', call_id, 'offer_id', offer_id)
+  redis.call('HSET', k(KEY.interp, interp_id), 'call_id', call_id, 'offer_id', offer_id)
   unidle(interp_id)
-  set_interp_state(interp_id, 'offered')
+  set_interp_state(interp_id, IS.offered)
   add_deadline('offer', call_id, offer_id, NOW + timeout_ms)
   event('offered', {call = call_id, interp = interp_id, offer = offer_id})
   notify('i:' .. interp_id, offer_message(call_id, offer_id))
@@ -160,16 +179,16 @@ local function match(langs)
   for _, lang in ipairs(langs) do
     if not seen[lang] then
       seen[lang] = true
-      local q = redis.call('ZRANGE', k('q', lang), 0, 49, 'WITHSCORES')
+      local q = redis.call('ZRANGE', k(KEY.queue, lang), 0, 49, 'WITHSCORES')
       for i = 1, #q, 2 do heads[#heads + 1] = {q[i], tonumber(q[i + 1]), lang} end
     end
   end
   table.sort(heads, function(a, b) return a[2] < b[2] end)
   for _, head in ipairs(heads) do
     local call_id, lang = head[1], head[3]
-    local free = redis.call('ZRANGE', k('idle', lang), 0, 49)
+    local free = redis.call('ZRANGE', k(KEY.idle, lang), 0, 49)
     for _, interp_id in ipairs(free) do
-      if redis.call('SISMEMBER', k('passed', call_id), interp_id) == 0 then
+      if redis.call('SISMEMBER', k(KEY.passed, call_id), interp_id) == 0 then
         offer(call_id, interp_id, lang)
         break
       end
@@ -179,12 +198,13 @@ end
 
 -- The call goes back to its original place and the interpreter is remembered as passed.
 local function requeue(call_id, interp_id, passed)
-  local ckey = k('call', call_id)
+  local ckey = k(KEY.call, call_id)
   local lang = hget(ckey, 'language')
-  redis.call('HSET', ckey, 'state', 'queued', 'interpreter', '', 'offer_id', '')
-  redis.call('ZADD', k('q', lang), tonumber(hget(ckey, 'score')), call_id)
-  if passed then redis.call('SADD', k('passed', call_id), interp_id) end
-  redis.call('HDEL', k('interp', interp_id), 'call_id', 'offer_id')
+  set_call_state(ckey, call_id, CS.queued)
+  redis.call('HSET', ckey, 'interpreter', '', 'offer_id', '')
+  redis.call('ZADD', k(KEY.queue, lang), tonumber(hget(ckey, 'score')), call_id)
+  if passed then redis.call('SADD', k(KEY.passed, call_id), interp_id) end
+  redis.call('HDEL', k(KEY.interp, interp_id), 'call_id', 'offer_id')
   return lang
 end
 
@@ -192,7 +212,7 @@ end
 -- (else 'conflict': a stale offer loses), and it was made to this interpreter ('forbidden').
 local function check_offer(ckey, interp_id, offer_id)
   if redis.call('EXISTS', ckey) == 0 then return 'not_found' end
-  if hget(ckey, 'state') ~= 'offered' or hget(ckey, 'offer_id') ~= offer_id then
+  if hget(ckey, 'state') ~= CS.offered or hget(ckey, 'offer_id') ~= offer_id then
     return 'conflict'
   end
   if hget(ckey, 'interpreter') ~= interp_id then return 'forbidden' end
@@ -203,16 +223,16 @@ end
 -- (a newer socket) holds it now, in which case the disconnect is stale.
 local function release_client(client, node)
   if node == '' then return true end
-  if redis.call('GET', k('cnode', client)) ~= node then
-    redis.call('SREM', k('nclients', node), client)
+  if redis.call('GET', k(KEY.client_node, client)) ~= node then
+    redis.call('SREM', k(KEY.node_clients, node), client)
     return false
   end
-  redis.call('DEL', k('cnode', client))
-  redis.call('SREM', k('nclients', node), client)
+  redis.call('DEL', k(KEY.client_node, client))
+  redis.call('SREM', k(KEY.node_clients, node), client)
   return true
 end
 
-local function interp_langs(id) return split(hget(k('interp', id), 'languages')) end
+local function interp_langs(id) return split(hget(k(KEY.interp, id), 'languages')) end
 
 local function concat(a, b)
   local out = {}
@@ -223,21 +243,22 @@ end
 
 -- End a call for good. outcome: answered | abandoned | failed.
 local function end_call(call_id, outcome, reason, by)
-  local ckey = k('call', call_id)
+  local ckey = k(KEY.call, call_id)
   local state = hget(ckey, 'state')
   local lang = hget(ckey, 'language')
   local kiosk = hget(ckey, 'kiosk')
-  redis.call('ZREM', k('q', lang), call_id)
+  redis.call('ZREM', k(KEY.queue, lang), call_id)
   local answered = hget(ckey, 'answered_ms')
   local duration = nil
   if answered and answered ~= '' then duration = (NOW - tonumber(answered)) / 1000 end
-  local final = (outcome == 'answered') and 'ended' or outcome
-  redis.call('HSET', ckey, 'state', final, 'ended_ms', NOW, 'reason', reason, 'outcome', outcome)
-  redis.call('SREM', k('calls', 'live'), call_id)
+  local final = (outcome == 'answered') and CS.ended or outcome
+  set_call_state(ckey, call_id, final)
+  redis.call('HSET', ckey, 'ended_ms', NOW, 'reason', reason, 'outcome', outcome)
+  redis.call('SREM', k(KEY.live_calls), call_id)
   redis.call('EXPIRE', ckey, 86400)
-  redis.call('DEL', k('passed', call_id))
-  local current = redis.call('GET', k('kcall', kiosk)) == call_id
-  if current then redis.call('DEL', k('kcall', kiosk)) end
+  redis.call('DEL', k(KEY.passed, call_id))
+  local current = redis.call('GET', k(KEY.kiosk_call, kiosk)) == call_id
+  if current then redis.call('DEL', k(KEY.kiosk_call, kiosk)) end
   del_deadline('maxwait', call_id, '')
   del_deadline('nointerp', call_id, '')
   del_deadline('cgrace', call_id, 'kiosk')
@@ -245,29 +266,29 @@ local function end_call(call_id, outcome, reason, by)
   del_deadline('kgrace', call_id, '')
   local msg = {type = 'call.ended', call_id = call_id, reason = reason, by = by,
     duration_s = duration}
-  if redis.call('EXISTS', k('cnode', 'k:' .. kiosk)) == 1 then
+  if redis.call('EXISTS', k(KEY.client_node, 'k:' .. kiosk)) == 1 then
     notify('k:' .. kiosk, msg)
   elseif current then
     -- the kiosk is away (its call ended in or after its grace): told when it comes back
-    redis.call('SET', k('kended', kiosk), cjson.encode(msg), 'PX', 3600000)
+    redis.call('SET', k(KEY.kiosk_missed_end, kiosk), cjson.encode(msg), 'PX', 3600000)
   end
   event('ended', {call = call_id, outcome = outcome, reason = reason, by = by or '',
-    lang = lang})
+    lang = lang, from = state or ''})
   return state, msg
 end
 
 -- A waiting call ends before anyone answered (a cancel, or the kiosk lost past its grace):
 -- a ringing offer is withdrawn and that interpreter is free again.
 local function abandon_waiting(call_id, reason, by)
-  local ckey = k('call', call_id)
+  local ckey = k(KEY.call, call_id)
   local langs = {}
-  if hget(ckey, 'state') == 'offered' then
+  if hget(ckey, 'state') == CS.offered then
     local interp_id, offer_id = hget(ckey, 'interpreter'), hget(ckey, 'offer_id')
     del_deadline('offer', call_id, offer_id)
-    redis.call('HDEL', k('interp', interp_id), 'call_id', 'offer_id')
+    redis.call('HDEL', k(KEY.interp, interp_id), 'call_id', 'offer_id')
     notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id,
       offer_id = offer_id, reason = 'cancelled'})
-    if hget(k('interp', interp_id), 'connected') == '1' then
+    if hget(k(KEY.interp, interp_id), 'connected') == '1' then
       make_idle(interp_id)
       langs = interp_langs(interp_id)
     end
@@ -278,10 +299,10 @@ end
 
 -- The interpreter's call is over: wrap-up, then available (or away if asked meanwhile).
 local function start_wrapup(interp_id)
-  local key = k('interp', interp_id)
+  local key = k(KEY.interp, interp_id)
   local wrap_ms = cfg_ms('wrapup_ms', 15000)
   redis.call('HDEL', key, 'call_id', 'offer_id')
   redis.call('HSET', key, 'idle_since_ms', NOW)
-  set_interp_state(interp_id, 'wrapup', NOW + wrap_ms)
+  set_interp_state(interp_id, IS.wrapup, NOW + wrap_ms)
   add_deadline('wrapup', interp_id, '', NOW + wrap_ms)
 end

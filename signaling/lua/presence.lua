@@ -3,12 +3,12 @@
 local prev = done_before()
 if prev then return prev end
 local id, status = ARGV[5], ARGV[6]
-local key = k('interp', id)
+local key = k(KEY.interp, id)
 if redis.call('EXISTS', key) == 0 then return finish({err = 'not_found'}) end
-local state = hget(key, 'state') or 'offline'
+local state = hget(key, 'state') or IS.offline
 if status == 'available' then
   redis.call('HDEL', key, 'after_call')
-  if state == 'away' or state == 'wrapup' then
+  if state == IS.away or state == IS.wrapup then
     del_deadline('wrapup', id, '')
     if hget(key, 'connected') == '1' then
       make_idle(id)
@@ -16,13 +16,13 @@ if status == 'available' then
     end
   end
 else
-  if state == 'available' then
+  if state == IS.available then
     unidle(id)
-    set_interp_state(id, 'away')
-  elseif state == 'wrapup' then
+    set_interp_state(id, IS.away)
+  elseif state == IS.wrapup then
     del_deadline('wrapup', id, '')
-    set_interp_state(id, 'away')
-  elseif state == 'offered' then
+    set_interp_state(id, IS.away)
+  elseif state == IS.offered then
     -- Going away while the phone rings passes on the call (it keeps its place).
     local call_id, offer_id = hget(key, 'call_id'), hget(key, 'offer_id')
     del_deadline('offer', call_id, offer_id)
@@ -30,10 +30,10 @@ else
     notify('i:' .. id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
       reason = 'declined'})
     event('declined', {call = call_id, interp = id, offer = offer_id})
-    set_interp_state(id, 'away')
+    set_interp_state(id, IS.away)
     match({lang})
-  elseif state == 'in_call' then
-    redis.call('HSET', key, 'after_call', 'away')
+  elseif state == IS.in_call then
+    redis.call('HSET', key, 'after_call', IS.away)
   end
 end
 return finish({ok = hget(key, 'state'), since_ms = tonumber(hget(key, 'since_ms')),

@@ -3,18 +3,18 @@
 local id = ARGV[5]
 if not deadline_due('wrapup', id, '') then return finish({ok = 'stale'}) end
 del_deadline('wrapup', id, '')
-local key = k('interp', id)
-if hget(key, 'state') ~= 'wrapup' then return finish({ok = 'stale'}) end
-if hget(key, 'after_call') == 'away' then
+local key = k(KEY.interp, id)
+if hget(key, 'state') ~= IS.wrapup then return finish({ok = 'stale'}) end
+if hget(key, 'after_call') == IS.away then
   redis.call('HDEL', key, 'after_call')
-  set_interp_state(id, 'away')
-  return finish({ok = 'away'})
+  set_interp_state(id, IS.away)
+  return finish({ok = IS.away})
 end
 if hget(key, 'connected') ~= '1' then
   -- Offline for now: available again, but offered nothing until the socket resumes.
-  set_interp_state(id, 'available')
-  return finish({ok = 'available'})
+  set_interp_state(id, IS.available)
+  return finish({ok = IS.available})
 end
 make_idle(id)
 match(interp_langs(id))
-return finish({ok = 'available'})
+return finish({ok = IS.available})

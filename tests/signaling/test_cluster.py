@@ -12,12 +12,14 @@ import textwrap
 import pytest
 import redis.asyncio as aioredis
 
+from signaling.ledger import replay_changes
 from tests.conftest import TEST_SECRET
 from tests.support.stack import running
 from tsunagu.client import ServerError
 from tsunagu.redis_keys import Keys
 from tsunagu.redis_server import RedisServer
 from tsunagu.settings import SignalingSettings
+from tsunagu.states import InterpreterState, illegal_transitions, interpreter_transition_allowed
 
 K = Keys()
 FAST = {"TSUNAGU_WRAPUP_S": "0.2", "TSUNAGU_SWEEP_INTERVAL_S": "0.05",
@@ -130,6 +132,15 @@ async def test_thousand_calls_across_two_nodes(redis_server: RedisServer,
     assert all(len(v) == 1 for v in report.interp_connected.values())
     assert report.overlaps == 0
     assert report.ended_reasons == {"hangup": 1000}
-    answered = {f["call"] for _, f in await redis.xrange(K.events) if f["ev"] == "answered"}
+    events = await redis.xrange(K.events)
+    answered = {f["call"] for _, f in events if f["ev"] == "answered"}
     assert answered == set(report.kiosk_connected)
     assert await redis.scard(K.live_calls) == 0
+    # Every state change the stream records is one the state tables allow.
+    call_changes, interp_changes = replay_changes(events)
+    assert len({c for c, old, _ in call_changes if old is None}) == 1000
+    assert illegal_transitions(call_changes) == []
+    assert interp_changes and [
+        c for c in interp_changes
+        if not interpreter_transition_allowed(InterpreterState(c[1]), InterpreterState(c[2]))
+    ] == []
