@@ -21,6 +21,16 @@ from aiortc.mediastreams import MediaStreamTrack
 from kiosk_client.screen import Language, ScreenState
 from tsunagu.client import Message, SignalingClient
 from tsunagu.endpoint.leg import MediaLeg
+from tsunagu.protocol import ProtocolError
+from tsunagu.server_messages import (
+    CallConnected,
+    CallEnded,
+    CallPosition,
+    CallQueued,
+    Chat,
+    MediaFailed,
+    parse_server_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,33 +115,36 @@ class KioskSession:
 
     async def handle(self, msg: Message) -> None:
         """Apply one pushed message."""
-        kind = msg["type"]
-        if kind == "_reconnected" or not self._ours(msg):
+        if msg["type"] == "_reconnected" or not self._ours(msg):
             return
-        match kind:
-            case "call.queued" | "call.position":
-                self.position = msg.get("position")
-                self.estimated_wait_s = msg.get("estimated_wait_s")
+        try:
+            typed = parse_server_message(msg)
+        except ProtocolError as exc:
+            log.warning("kiosk call %s: unreadable %s (%s)", self.call_id, msg["type"], exc)
+            return
+        match typed:
+            case CallQueued() | CallPosition():
+                self.position = typed.position
+                self.estimated_wait_s = typed.estimated_wait_s
                 self._set_state(ScreenState.WAITING)
-            case "call.connected":
-                self.peer = dict(msg.get("peer") or {})
+            case CallConnected(peer=peer, ice_servers=ice_servers):
+                self.peer = dict(peer)
                 self._set_state(ScreenState.IN_CALL)
                 if self.leg is None or self.leg.state != "connected":
-                    self._start_leg(list(msg.get("ice_servers") or []))
-            case "media.failed":
-                log.info("kiosk call %s: media failed (%s)", self.call_id, msg.get("reason"))
+                    self._start_leg(list(ice_servers or []))
+            case MediaFailed(reason=reason):
+                log.info("kiosk call %s: media failed (%s)", self.call_id, reason)
                 self._start_leg(self.leg.ice_servers if self.leg else [])
-            case "chat":
-                sender = (msg.get("from") or {}).get("name") or ""
-                self.chat.append(f"{sender}: {msg.get('text', '')}")
+            case Chat(sender=sender, text=text):
+                self.chat.append(f"{sender.get('name') or ''}: {text}")
                 self.changed.set()
-            case "call.ended" if msg.get("reason") == "transferred":
+            case CallEnded(reason="transferred"):
                 await self._stop_media()
                 self.leg, self._adopt = None, True
                 self.message = end_message("transferred")
                 self._set_state(ScreenState.WAITING)
-            case "call.ended":
-                await self._ended(msg.get("reason"))
+            case CallEnded(reason=reason):
+                await self._ended(reason)
 
     def _ours(self, msg: Message) -> bool:
         """Whether ``msg`` is about our call; keep messages that may be (see request_call)."""

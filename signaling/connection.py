@@ -15,6 +15,7 @@ from signaling.accounts import Principal
 from signaling.media import RelayPool
 from signaling.routing import Router
 from tsunagu.languages import Language
+from tsunagu.server_messages import ServerMessage
 from tsunagu.settings import SignalingSettings
 
 StatsListener = Callable[[dict[str, Any]], Awaitable[None]]
@@ -46,7 +47,7 @@ class Connection(Protocol):
     def session_ttl_s(self) -> int: ...
 
     # sending to this client
-    def send(self, type_: str, **fields: Any) -> None: ...
+    def send(self, msg: ServerMessage) -> None: ...
 
     async def push(self, msg: dict[str, Any]) -> None: ...
 

@@ -27,9 +27,20 @@ from tsunagu.protocol import (
     ProtocolError,
     StatsSubscribe,
     StatsUnsubscribe,
-    dump_message,
     now_ms,
 )
+from tsunagu.server_messages import (
+    Ack,
+    Chat,
+    MediaAnswer,
+    MediaFailed,
+    Presence,
+    Stats,
+    Welcome,
+    dump_server_message,
+    server_message_fields,
+)
+from tsunagu.states import ANSWERED_CALL_STATES, WAITING_CALL_STATES, InterpreterState
 
 _ERRORS = {"conflict": ErrorCode.CONFLICT, "forbidden": ErrorCode.FORBIDDEN,
            "not_found": ErrorCode.NOT_FOUND}
@@ -82,16 +93,16 @@ async def handle(conn: Connection, message: Message) -> None:
             await _chat(conn, message)
         case StatsSubscribe():
             conn.subscribe_stats(lambda snap: _push_stats(conn, snap))
-            conn.send("stats", rid=message.rid, **await conn.stats_snapshot())
+            conn.send(Stats.of(rid=message.rid, **await conn.stats_snapshot()))
         case StatsUnsubscribe():
             conn.subscribe_stats(None)
-            conn.send("ack", rid=message.rid)
+            conn.send(Ack(rid=message.rid))
         case _:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "unsupported message", message.rid)
 
 
 async def _push_stats(conn: Connection, snap: dict[str, Any]) -> None:
-    conn.send("stats", **snap)
+    conn.send(Stats.of(**snap))
 
 
 async def _call_request(conn: Connection, m: CallRequest) -> None:
@@ -117,7 +128,7 @@ async def _call_cancel(conn: Connection, m: CallCancel) -> None:
     out = await _run(conn, "cancel", conn.router.cancel(
         p.id, m.call_id, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid, "the call is already answered; hang up instead")
-    conn.send("ack", rid=m.rid)
+    conn.send(Ack(rid=m.rid))
     await _then_self(conn, out)
 
 
@@ -128,8 +139,8 @@ async def _presence(conn: Connection, m: PresenceSet) -> None:
         p.id, m.status.value, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid)
     state = str(out.get("ok"))
-    conn.send("presence", rid=m.rid, status=m.status.value, state=state,
-              since_ms=out.get("since_ms"), until_ms=out.get("until_ms"))
+    conn.send(Presence(rid=m.rid, status=m.status.value, state=state,
+                       since_ms=out.get("since_ms"), until_ms=out.get("until_ms")))
     for msg in out.self_messages:
         if msg.get("type") != "presence":  # the reply above already says it
             await conn.push(msg)
@@ -147,7 +158,7 @@ async def _answer(conn: Connection, m: CallAccept | CallDecline) -> None:
         out = await _run(conn, "decline", router.decline(
             p.id, m.call_id, m.offer_id, op=new_op_id(), requester=p.client_id))
         _check(out, m.rid, "this offer is no longer valid")
-    conn.send("ack", rid=m.rid)
+    conn.send(Ack(rid=m.rid))
     await _then_self(conn, out)
 
 
@@ -159,7 +170,7 @@ async def _transfer(conn: Connection, m: CallTransfer) -> None:
     out = await _run(conn, "transfer", conn.router.transfer(
         p.id, m.call_id, m.language, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid, "nobody for that language is signed in, or the call is not connected")
-    conn.send("ack", rid=m.rid)
+    conn.send(Ack(rid=m.rid))
     await _then_self(conn, out)
     _close_on_relay(conn, m.call_id, out.get("relay"))
 
@@ -170,7 +181,7 @@ async def _hangup(conn: Connection, m: CallHangup) -> None:
     out = await _run(conn, "hangup", conn.router.hangup(
         p.role, p.id, m.call_id, op=new_op_id(), requester=p.client_id))
     _check(out, m.rid, "the call has already ended")
-    conn.send("ack", rid=m.rid)
+    conn.send(Ack(rid=m.rid))
     await _then_self(conn, out)
     _close_on_relay(conn, m.call_id, out.get("relay"))
 
@@ -191,7 +202,7 @@ async def _party_call(conn: Connection, call_id: str, rid: str | None) -> dict[s
     field = "kiosk" if p.role == "kiosk" else "interpreter"
     if call.get(field) != p.id:
         raise ProtocolError(ErrorCode.FORBIDDEN, "this call is not yours", rid)
-    if call.get("state") not in ("connecting", "connected"):
+    if call.get("state") not in ANSWERED_CALL_STATES:
         raise ProtocolError(ErrorCode.CONFLICT, "the call is not connected", rid)
     return call
 
@@ -203,21 +214,21 @@ async def _media_offer(conn: Connection, m: MediaOffer) -> None:
     lang = conn.languages.get(call.get("language", ""))
     answer, moved = await conn.relays.offer(m.call_id, p.role, m.sdp,
                                                  lang.modality if lang else "spoken", m.rid)
-    conn.send("media.answer", rid=m.rid, call_id=m.call_id, sdp=answer)
+    conn.send(MediaAnswer(rid=m.rid, call_id=m.call_id, sdp=answer))
     if moved:
         # The call changed relay: the other party's leg is on the old one, so it offers again.
         other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
-        await conn.deliver(other, {"type": "media.failed", "call_id": m.call_id,
-                                            "reason": "relay_changed"})
+        await conn.deliver(other, server_message_fields(
+            MediaFailed(call_id=m.call_id, reason="relay_changed")))
 
 
 async def _chat(conn: Connection, m: ChatSend) -> None:
     p = conn.principal
     assert p is not None
     call = await _party_call(conn, m.call_id, m.rid)
-    msg = {"type": "chat", "call_id": m.call_id, "from": {"role": p.role, "name": p.name},
-           "text": m.text, "at_ms": now_ms()}
-    conn.send("ack", rid=m.rid)
+    msg = server_message_fields(Chat(call_id=m.call_id, sender={"role": p.role, "name": p.name},
+                                     text=m.text, at_ms=now_ms()))
+    conn.send(Ack(rid=m.rid))
     other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
     await conn.push(dict(msg))
     await conn.deliver(other, msg)
@@ -242,11 +253,11 @@ async def on_connect(conn: Connection, resumed: bool) -> None:
         await _resume_kiosk(conn)
     elif p.role == "interpreter":
         await _resume_interpreter(conn, resumed)
-    conn.release(dump_message(
-        "welcome", session=conn.session_id, role=p.role, user=user, resumed=resumed,
+    conn.release(dump_server_message(Welcome(
+        session=conn.session_id, role=p.role, user=user, resumed=resumed,
         languages=[lang.to_wire() for lang in conn.catalogue],
         ice_servers=[s for s in conn.settings.ice_servers if not _is_turn(s)],
-        heartbeat_s=conn.settings.heartbeat_s, server_time_ms=now_ms()))
+        heartbeat_s=conn.settings.heartbeat_s, server_time_ms=now_ms())))
 
 
 async def _resume_kiosk(conn: Connection) -> None:
@@ -257,7 +268,7 @@ async def _resume_kiosk(conn: Connection) -> None:
     if isinstance(missed, dict):
         await conn.push(missed)  # its call ended while it was away
     state = out.get("state")
-    if state in ("queued", "offered"):
+    if state in WAITING_CALL_STATES:
         conn.waiting = (out.get("call_id"), out.get("language"))
         await conn.refresh_position(force=True)
     await _resend(conn, out.get("resend"))
@@ -270,8 +281,9 @@ async def _resume_interpreter(conn: Connection, resumed: bool) -> None:
     out = await conn.router.interp_connect(p.id, p.languages, p.name, resumed=resumed,
                                            requester=p.client_id)
     state = str(out.get("state"))
-    conn.send("presence", status="available" if state not in ("away", "offline") else "away",
-              state=state, since_ms=out.get("since_ms"), until_ms=out.get("until_ms"))
+    away = state in (InterpreterState.AWAY, InterpreterState.OFFLINE)
+    conn.send(Presence(status="away" if away else "available", state=state,
+                       since_ms=out.get("since_ms"), until_ms=out.get("until_ms")))
     await _resend(conn, out.get("resend"))
 
 

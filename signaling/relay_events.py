@@ -16,6 +16,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from signaling.node import Node
+from tsunagu.server_messages import MediaFailed, server_message_fields
 from tsunagu.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ async def on_relay_event(node: Node, fields: dict[str, str]) -> None:
         return  # from a relay the call has left: its legs there no longer matter
     if fields.get("event") == "leg_failed":
         holder = ("k:" + (kiosk or "")) if party == "kiosk" else ("i:" + (interpreter or ""))
-        await node.bus.deliver(holder, {"type": "media.failed", "call_id": call_id,
-                                        "reason": fields.get("reason", "failed")})
+        await node.bus.deliver(holder, server_message_fields(
+            MediaFailed(call_id=call_id, reason=fields.get("reason", "failed"))))
     elif fields.get("event") == "leg_connected":
         await node.router.media_state(call_id, party)
 

@@ -16,6 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Coroutine, Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -35,10 +36,18 @@ from tsunagu.protocol import (
     Hello,
     Message,
     ProtocolError,
-    dump_message,
     error_message,
     now_ms,
     parse_message,
+)
+from tsunagu.server_messages import (
+    CallConnected,
+    CallEnded,
+    CallPosition,
+    CallQueued,
+    ServerMessage,
+    dump_server_message,
+    parse_server_message,
 )
 from tsunagu.settings import SignalingSettings
 from tsunagu.store import REDIS_ERRORS
@@ -100,26 +109,33 @@ class Connection:
             self._closing = True
             self.node.spawn(self.ws.close(code=code), f"close {self.client_id}")
 
-    def send(self, type_: str, **fields: Any) -> None:
-        self.send_raw(dump_message(type_, **fields))
+    def send(self, msg: ServerMessage) -> None:
+        self.send_raw(dump_server_message(msg))
 
-    async def push(self, msg: dict[str, Any]) -> None:
-        """A message from routing or another node; decorated and tracked on the way out."""
-        kind = msg.get("type")
-        mine = self.waiting is not None and self.waiting[0] == msg.get("call_id")
-        if kind == "call.connected":
-            msg["ice_servers"] = ice_servers_for(self.node.settings, str(msg.get("call_id")))
-            if mine:
+    async def push(self, raw: dict[str, Any]) -> None:
+        """A message from routing (Lua) or another node: typed, decorated where this node must
+        add something (a call's TURN credentials), tracked, and sent."""
+        try:
+            msg = parse_server_message(raw)
+        except ProtocolError as exc:  # a script and the protocol disagree: a bug, say so
+            log.error("client %s: malformed %s from routing (%s)", self.client_id,
+                      raw.get("type"), exc.message)
+            return
+        mine = self.waiting is not None and self.waiting[0] == getattr(msg, "call_id", None)
+        match msg:
+            case CallConnected():
+                msg = replace(msg, ice_servers=ice_servers_for(self.node.settings, msg.call_id))
+                if mine:
+                    self.waiting = None
+            case CallQueued():
+                self.waiting = (msg.call_id, msg.language)
+                self.last_position = None
+                if msg.estimated_wait_s is None:
+                    await self.refresh_position(force=True)
+                    return
+            case CallEnded() if mine:
                 self.waiting = None
-        elif kind == "call.queued":
-            self.waiting = (str(msg["call_id"]), str(msg["language"]))
-            self.last_position = None
-            if "estimated_wait_s" not in msg:
-                await self.refresh_position(force=True)
-                return
-        elif kind == "call.ended" and mine:
-            self.waiting = None
-        self.send_raw(dump_message(str(kind), **{k: v for k, v in msg.items() if k != "type"}))
+        self.send(msg)
 
     def replaced(self) -> None:
         """The same kiosk or interpreter signed in on another socket: say so, then close."""
@@ -149,10 +165,10 @@ class Connection:
             handle_s = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
         est = estimate_wait_s(position, staffed, available, handle_s)
         if force:
-            self.send("call.queued", rid=rid, call_id=call_id, language=language,
-                      position=position, estimated_wait_s=est)
+            self.send(CallQueued(rid=rid, call_id=call_id, language=language,
+                                 position=position, estimated_wait_s=est))
         elif self.last_position != (position, est):
-            self.send("call.position", call_id=call_id, position=position, estimated_wait_s=est)
+            self.send(CallPosition(call_id=call_id, position=position, estimated_wait_s=est))
         self.last_position = (position, est)
 
     # -- what handlers use (signaling.connection.Connection) ----------------

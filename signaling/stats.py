@@ -21,11 +21,11 @@ from signaling.report import day_start_ms
 from tsunagu.languages import Language
 from tsunagu.protocol import now_ms
 from tsunagu.settings import SignalingSettings
+from tsunagu.states import LIVE_CALL_STATES, WAITING_CALL_STATES, InterpreterState
 from tsunagu.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
 log = logging.getLogger(__name__)
-STATES = ("available", "offered", "in_call", "wrapup", "away")
-LIVE_CALL_STATES = ("queued", "offered", "connecting", "connected")
+STATES = tuple(s.value for s in InterpreterState if s is not InterpreterState.OFFLINE)
 DEFAULT_HANDLE_S = 180.0
 
 
@@ -58,7 +58,7 @@ async def live_state(redis: RedisClient, settings: SignalingSettings,
     languages = []
     for lang in catalogue:
         queued = [c for c in calls if c and c["language"] == lang.code
-                  and c["state"] in ("queued", "offered")]
+                  and c["state"] in WAITING_CALL_STATES]
         entry: dict[str, Any] = {"code": lang.code, "waiting": len(queued),
                                  "oldest_wait_s": round(max(
                                      ((now - c["enqueued_ms"]) / 1000 for c in queued),

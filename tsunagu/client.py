@@ -18,6 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from tsunagu.protocol import ProtocolError
+from tsunagu.server_messages import parse_server_message
+
 log = logging.getLogger(__name__)
 Message = dict[str, Any]
 
@@ -66,6 +69,7 @@ class SignalingClient:
         self._closing = False
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.unreadable = 0  # frames that did not match the protocol (a server bug)
 
     @property
     def session_id(self) -> str | None:
@@ -124,6 +128,11 @@ class SignalingClient:
                 return
 
     async def _dispatch(self, data: Message) -> None:
+        try:
+            parse_server_message(data)  # every frame is checked against the typed protocol
+        except ProtocolError as exc:
+            self.unreadable += 1
+            log.warning("server sent a malformed %s: %s", data.get("type"), exc.message)
         rid = data.get("rid")
         fut = self._pending.pop(rid, None) if isinstance(rid, str) else None
         if fut is not None and not fut.done():

@@ -9,8 +9,7 @@ if refused then return finish({err = refused}) end
 del_deadline('offer', call_id, offer_id)
 local lang = requeue(call_id, interp_id, true)
 event('declined', {call = call_id, interp = interp_id, offer = offer_id})
-notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
-  reason = 'declined'})
+tell_offer_cancelled(interp_id, call_id, offer_id, 'declined')
 if hget(k(KEY.interp, interp_id), 'after_call') == IS.away then
   redis.call('HDEL', k(KEY.interp, interp_id), 'after_call')
   set_interp_state(interp_id, IS.away)

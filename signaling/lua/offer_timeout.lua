@@ -10,8 +10,7 @@ end
 local interp_id = hget(ckey, 'interpreter')
 local lang = requeue(call_id, interp_id, true)
 event('offer_timeout', {call = call_id, interp = interp_id, offer = offer_id})
-notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
-  reason = 'timeout'})
+tell_offer_cancelled(interp_id, call_id, offer_id, 'timeout')
 set_interp_state(interp_id, IS.away)
 match({lang})
 return finish({ok = 'timeout', interp = interp_id})

@@ -128,6 +128,12 @@ local function cfg_ms(name, default)
   return tonumber(hget(k(KEY.cfg), name) or default)
 end
 
+-- The ring stopped: reason 'declined', 'timeout' or 'cancelled' (PROTOCOL.md section 5).
+local function tell_offer_cancelled(interp_id, call_id, offer_id, reason)
+  notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id,
+    offer_id = offer_id, reason = reason})
+end
+
 -- The messages that tell an interpreter of its ringing offer, and a party of its connected
 -- call: sent by the transitions, and sent again by the connect transitions on a resume.
 local function offer_message(call_id, offer_id)
@@ -286,8 +292,7 @@ local function abandon_waiting(call_id, reason, by)
     local interp_id, offer_id = hget(ckey, 'interpreter'), hget(ckey, 'offer_id')
     del_deadline('offer', call_id, offer_id)
     redis.call('HDEL', k(KEY.interp, interp_id), 'call_id', 'offer_id')
-    notify('i:' .. interp_id, {type = 'call.offer_cancelled', call_id = call_id,
-      offer_id = offer_id, reason = 'cancelled'})
+    tell_offer_cancelled(interp_id, call_id, offer_id, 'cancelled')
     if hget(k(KEY.interp, interp_id), 'connected') == '1' then
       make_idle(interp_id)
       langs = interp_langs(interp_id)

@@ -27,8 +27,7 @@ else
     local call_id, offer_id = hget(key, 'call_id'), hget(key, 'offer_id')
     del_deadline('offer', call_id, offer_id)
     local lang = requeue(call_id, id, true)
-    notify('i:' .. id, {type = 'call.offer_cancelled', call_id = call_id, offer_id = offer_id,
-      reason = 'declined'})
+    tell_offer_cancelled(id, call_id, offer_id, 'declined')
     event('declined', {call = call_id, interp = id, offer = offer_id})
     set_interp_state(id, IS.away)
     match({lang})
