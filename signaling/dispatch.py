@@ -210,15 +210,16 @@ async def _party_call(conn: Connection, call_id: str, rid: str | None) -> dict[s
 async def _media_offer(conn: Connection, m: MediaOffer) -> None:
     p = conn.principal
     assert p is not None
-    call = await _party_call(conn, m.call_id, m.rid)
-    lang = conn.languages.get(call.get("language", ""))
-    answer, moved = await conn.relays.offer(m.call_id, p.role, m.sdp,
-                                                 lang.modality if lang else "spoken", m.rid)
-    conn.send(MediaAnswer(rid=m.rid, call_id=m.call_id, sdp=answer))
-    if moved:
+
+    def modality(code: str) -> str:
+        lang = conn.languages.get(code)
+        return lang.modality if lang else "spoken"
+
+    answer = await conn.relays.offer(m.call_id, p.role, p.id, m.sdp, modality, m.rid)
+    conn.send(MediaAnswer(rid=m.rid, call_id=m.call_id, sdp=answer.sdp))
+    if answer.moved:
         # The call changed relay: the other party's leg is on the old one, so it offers again.
-        other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
-        await conn.deliver(other, server_message_fields(
+        await conn.deliver(answer.other, server_message_fields(
             MediaFailed(call_id=m.call_id, reason="relay_changed")))
 
 

@@ -15,16 +15,35 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from signaling.routing import Router
 from tsunagu import tokens
-from tsunagu.protocol import ErrorCode, ProtocolError, now_ms
+from tsunagu.protocol import ErrorCode, ProtocolError
 from tsunagu.settings import SignalingSettings
 from tsunagu.store import RedisClient
 
 log = logging.getLogger(__name__)
+MAX_RELAY_TRIES = 3
+_PICK_ERRORS = {"not_found": ErrorCode.NOT_FOUND, "forbidden": ErrorCode.FORBIDDEN,
+                "conflict": ErrorCode.CONFLICT, "unavailable": ErrorCode.UNAVAILABLE}
+_PICK_MESSAGES = {"not_found": "no such call", "forbidden": "this call is not yours",
+                  "conflict": "the call is not connected",
+                  "unavailable": "no media relay can take this call now"}
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAnswer:
+    """A relay's answer to a party's offer; ``moved``: the call changed relay, so ``other``
+    (the other party's client id) must offer again."""
+
+    sdp: str
+    moved: bool
+    other: str
 
 
 def ice_servers_for(settings: SignalingSettings, call_id: str) -> list[dict[str, Any]]:
@@ -44,25 +63,15 @@ def ice_servers_for(settings: SignalingSettings, call_id: str) -> list[dict[str,
     return out
 
 
-_CLAIM = """
-local now = redis.call('HGET', KEYS[1], 'relay') or ''
-if now == ARGV[1] and redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'relay', ARGV[2])
-  return ARGV[2]
-end
-return now
-"""
-
-
 class RelayPool:
     """Picks relays and forwards media offers to them."""
 
-    def __init__(self, redis: RedisClient, settings: SignalingSettings) -> None:
+    def __init__(self, redis: RedisClient, settings: SignalingSettings, router: Router) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = settings.keys
+        self.router = router
         self.http: aiohttp.ClientSession | None = None
-        self._cas = redis.register_script(_CLAIM)
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
@@ -71,55 +80,27 @@ class RelayPool:
         if self.http is not None:
             await self.http.close()
 
-    async def live_relays(self) -> list[dict[str, str]]:
-        """Live relays, least loaded first (by share of capacity used, then CPU)."""
-        alive_since = now_ms() - int(self.settings.relay_dead_s * 1000)
-        ids = await self.redis.zrangebyscore(self.keys.relays, alive_since, "+inf")
-        pipe = self.redis.pipeline(transaction=False)
-        for rid in ids:
-            pipe.hgetall(self.keys.relay(rid))
-        rows = [dict(r, id=rid) for rid, r in zip(ids, await pipe.execute(), strict=True) if r]
-
-        def load(r: dict[str, str]) -> tuple[float, float]:
-            cap = max(1, int(r.get("capacity", "1")))
-            return int(r.get("calls", "0")) / cap, float(r.get("cpu", "0"))
-
-        return sorted(rows, key=load)
-
-    async def offer(self, call_id: str, party: str, sdp: str, modality: str,
-                    rid: str | None) -> tuple[str, bool]:
-        """Hand a party's offer to the call's relay, choosing one if it has none or its relay
-        is gone; return the answer and whether the call moved to another relay (then the
-        other party must offer again). Both legs of a call always share one relay: the
-        choice is a compare-and-set on the call's ``relay`` field."""
-        live = {r["id"]: r for r in await self.live_relays()}
-        current = await self.redis.hget(self.keys.call(call_id), "relay") or ""
-        if current in live:
-            answer = await self._post(live[current], call_id, party, sdp, modality)
+    async def offer(self, call_id: str, role: str, who: str, sdp: str,
+                    modality_of: Callable[[str], str], rid: str | None) -> RelayAnswer:
+        """Hand a party's offer to the call's relay (checked, chosen and claimed in one
+        script: ``pick_relay``), moving on to another relay when one does not answer."""
+        avoid, first = "", ""
+        for _ in range(MAX_RELAY_TRIES):
+            out = await self.router.pick_relay(call_id, role, who, avoid=avoid)
+            if not out.ok:
+                raise ProtocolError(_PICK_ERRORS.get(str(out.err), ErrorCode.INTERNAL),
+                                    _PICK_MESSAGES.get(str(out.err), "internal error"), rid)
+            relay = {"id": str(out.get("relay")), "url": str(out.get("url"))}
+            first = first or str(out.get("was") or relay["id"])
+            answer = await self._post(relay, call_id, role, sdp,
+                                      modality_of(str(out.get("language", ""))))
             if answer is not None:
-                return answer, False
-        was = current
-        for relay in live.values():
-            if relay["id"] == was or int(relay.get("calls", "0")) >= int(
-                    relay.get("capacity", "0")):
-                continue
-            holder = await self._claim(call_id, expected=current, relay_id=relay["id"])
-            if holder != relay["id"]:  # the other party chose first: join its relay
-                if holder in live:
-                    answer = await self._post(live[holder], call_id, party, sdp, modality)
-                    if answer is not None:
-                        return answer, False
-                break
-            current = relay["id"]
-            answer = await self._post(relay, call_id, party, sdp, modality)
-            if answer is not None:
-                log.info("call %s: relay %s -> %s", call_id, was or "-", relay["id"])
-                return answer, bool(was)
+                moved = relay["id"] != first or bool(out.get("moved"))
+                if moved:
+                    log.info("call %s: relay %s -> %s", call_id, first or "-", relay["id"])
+                return RelayAnswer(answer, moved, str(out.get("other")))
+            avoid = relay["id"]
         raise ProtocolError(ErrorCode.UNAVAILABLE, "no media relay can take this call now", rid)
-
-    async def _claim(self, call_id: str, *, expected: str, relay_id: str) -> str:
-        """Set the call's relay to ``relay_id`` if it is still ``expected``; the relay now."""
-        return str(await self._cas(keys=[self.keys.call(call_id)], args=[expected, relay_id]))
 
     async def _post(self, relay: dict[str, str], call_id: str, party: str, sdp: str,
                     modality: str) -> str | None:

@@ -36,12 +36,13 @@ def build_node(settings: SignalingSettings) -> Node:
     blocking = store.connect(settings.redis_url, timeout_s=settings.redis_timeout_s,
                              blocking=True)
     catalogue = load_catalogue(settings.languages_file)
+    router = Router(redis, settings)
     node = Node(
-        settings=settings, redis=redis, blocking=blocking, router=Router(redis, settings),
+        settings=settings, redis=redis, blocking=blocking, router=router,
         accounts=Accounts(redis, settings),
         bus=Bus(redis, blocking, settings.keys, settings.node_id),
         stats=StatsService(redis, blocking, settings, catalogue),
-        relays=RelayPool(redis, settings), catalogue=catalogue)
+        relays=RelayPool(redis, settings, router), catalogue=catalogue)
     node.stats.on_change.append(PositionTicker(node).changed)
     return node
 
