@@ -100,16 +100,24 @@ class Bus:
                 for entry_id, fields in entries:
                     last = entry_id
                     try:
-                        await self._deliver_local(fields.get("to", ""), fields.get("msg", "{}"))
+                        await self._deliver_entry(fields)
                     except Exception:  # one bad delivery must never stop this node's inbox
                         log.exception("node %s: could not deliver to %s", self.node_id,
                                       fields.get("to"))
 
-    async def _deliver_local(self, client_id: str, raw: str) -> None:
+    async def _deliver_entry(self, fields: dict[str, str]) -> None:
+        """One inbox entry: ``msg`` (one message) or ``msgs`` (several, in order) for ``to``."""
+        client_id = fields.get("to", "")
+        if "msgs" in fields:
+            for msg in json.loads(fields["msgs"]):
+                await self._deliver_local(client_id, msg)
+        else:
+            await self._deliver_local(client_id, json.loads(fields.get("msg", "{}")))
+
+    async def _deliver_local(self, client_id: str, msg: dict[str, Any]) -> None:
         endpoint = self.local.get(client_id)
         if endpoint is None:
             return
-        msg = json.loads(raw)
         if msg.get("type") == "_replaced":
             if msg.get("by") != endpoint.session_id:
                 endpoint.replaced()

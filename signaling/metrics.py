@@ -16,6 +16,7 @@ class Metrics:
     errors: Counter[str] = field(default_factory=Counter)
     transitions: dict[str, list[int]] = field(default_factory=dict)
     transition_sum_ms: dict[str, float] = field(default_factory=dict)
+    reads: Counter[str] = field(default_factory=Counter)  # background Redis reads, by kind
 
     def observe(self, name: str, ms: float) -> None:
         counts = self.transitions.setdefault(name, [0] * (len(BUCKETS_MS) + 1))
@@ -34,6 +35,8 @@ class Metrics:
                   sorted(self.messages.items())]
         lines.append("# TYPE tsunagu_errors_total counter")
         lines += [f'tsunagu_errors_total{{code="{c}"}} {n}' for c, n in sorted(self.errors.items())]
+        lines.append("# TYPE tsunagu_reads_total counter")
+        lines += [f'tsunagu_reads_total{{kind="{k}"}} {n}' for k, n in sorted(self.reads.items())]
         lines.append("# TYPE tsunagu_transition_ms histogram")
         for name, counts in sorted(self.transitions.items()):
             for bound, n in zip(BUCKETS_MS, counts, strict=False):

@@ -129,7 +129,8 @@ class StatsService:
         self.tz = ZoneInfo(settings.timezone)
         self.ledger = Ledger()
         self.subscribers: dict[int, Push] = {}
-        self.on_change: list[Callable[[], Awaitable[None]]] = []
+        # Called with the (event, call id) pairs of each batch of routing events.
+        self.on_change: list[Callable[[list[tuple[str, str]]], Awaitable[None]]] = []
 
     def today(self) -> dict[str, Any]:
         day = datetime.now(self.tz).date()
@@ -178,13 +179,13 @@ class StatsService:
             # come at least every `interval` seconds.
             batches = await self.blocking.xread({self.settings.keys.events: self.ledger.last_id},
                                                 block=int(interval * 800), count=1000)
-            changed = False
+            changed: list[tuple[str, str]] = []
             for _stream, entries in batches:
                 self.ledger.fold_all(entries)
-                changed = True
+                changed += [(f.get("ev", ""), f.get("call", "")) for _id, f in entries]
             if changed:
                 for hook in self.on_change:
-                    await hook()
+                    await hook(changed)
             due = loop.time() - last_push >= interval * 0.8
             if self.subscribers and (changed or due):
                 await asyncio.sleep(0.05)  # let a burst of transitions settle into one push

@@ -12,8 +12,26 @@ local SELF = {}
 local CHANGES = {}
 local function k(...) return P .. ':' .. table.concat({...}, ':') end
 
--- A script's reply, with the state changes it made.
+-- Messages for clients on their nodes, by client: one inbox entry per client per run
+-- (an offer and the presence change it causes travel together).
+local OUTBOX, OUT_ORDER = {}, {}
+
+local function flush_outbox()
+  for _, client in ipairs(OUT_ORDER) do
+    local node = redis.call('GET', k(KEY.client_node, client))
+    if node then
+      local msgs = OUTBOX[client]
+      local field, value = 'msg', cjson.encode(msgs[1])
+      if #msgs > 1 then field, value = 'msgs', cjson.encode(msgs) end
+      redis.call('XADD', k(KEY.node_inbox, node), 'MAXLEN', '~', 10000, '*', 'to', client,
+        field, value)
+    end
+  end
+end
+
+-- A script's reply, with the state changes it made; its messages go out now.
 local function encode(result)
+  flush_outbox()
   if #CHANGES > 0 then result.changes = CHANGES end
   return cjson.encode(result)
 end
@@ -58,11 +76,12 @@ local function notify(client, msg)
     SELF[#SELF + 1] = msg
     return
   end
-  local node = redis.call('GET', k(KEY.client_node, client))
-  if node then
-    redis.call('XADD', k(KEY.node_inbox, node), 'MAXLEN', '~', 10000, '*', 'to', client,
-      'msg', cjson.encode(msg))
+  if not OUTBOX[client] then
+    OUTBOX[client] = {}
+    OUT_ORDER[#OUT_ORDER + 1] = client
   end
+  local queued = OUTBOX[client]
+  queued[#queued + 1] = msg
 end
 
 local function event(ev, fields)

@@ -27,6 +27,7 @@ class Recorder:
         self.router, self.redis = router, redis
         self.messages: list[dict[str, Any]] = []
         self.scripts: set[str] = set()
+        self.entries_with_several = 0
         real = router.run
 
         async def run(name: str, *args: Any, **kw: Any) -> Outcome:
@@ -50,7 +51,11 @@ class Recorder:
 
     async def inbox(self) -> None:
         for _id, fields in await self.redis.xrange(K.node_inbox(NODE)):
-            self.messages.append(json.loads(fields["msg"]))
+            if "msgs" in fields:
+                self.entries_with_several += 1
+                self.messages += json.loads(fields["msgs"])
+            else:
+                self.messages.append(json.loads(fields["msg"]))
         await self.redis.delete(K.node_inbox(NODE))
 
 
@@ -137,6 +142,7 @@ async def test_every_message_a_script_builds_parses(router: Router, redis: aiore
     await rec.inbox()
 
     assert rec.scripts >= set(SCRIPTS), set(SCRIPTS) - rec.scripts
+    assert rec.entries_with_several > 0  # e.g. an offer and its presence change: one entry
     parsed = [parse_server_message(m) for m in rec.messages]  # raises on any drift
     assert not [m for m in parsed if isinstance(m, Unknown)]
     kinds = {m.TYPE for m in parsed}
@@ -146,3 +152,17 @@ async def test_every_message_a_script_builds_parses(router: Router, redis: aiore
     assert {("call.offer_cancelled", r) for r in ("declined", "timeout", "cancelled")} <= reasons
     assert {("call.ended", r) for r in ("transferred", "hangup", "no_interpreter", "timeout",
                                         "peer_lost")} <= reasons, reasons
+
+
+async def test_an_offer_and_its_presence_change_are_one_inbox_entry(
+        router: Router, redis: aioredis.Redis) -> None:
+    await redis.set(K.client_node("i:alice"), NODE)
+    await router.interp_connect("alice", ["jsl"], "Alice", resumed=False, now=T0)
+    await router.presence("alice", "available", op=op(), now=T0, requester="i:alice")
+    await redis.delete(K.node_inbox(NODE))
+    await router.enqueue(kiosk="k1", ward="北区", counter="3", language="jsl",
+                         priority="normal", procedure=None, call_id="c1", op=op(), now=T0 + 1)
+    entries = await redis.xrange(K.node_inbox(NODE))
+    assert len(entries) == 1
+    kinds = [m["type"] for m in json.loads(entries[0][1]["msgs"])]
+    assert kinds == ["presence", "call.offer"]

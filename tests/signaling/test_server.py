@@ -413,3 +413,28 @@ async def test_a_client_silent_for_two_heartbeats_is_dropped_not_sooner(
             silent = loop.time() - started
     # the first ping goes 0.4 s after the last sign of life; its pong is awaited 0.4 s more
     assert 0.75 <= silent <= 1.6, silent
+
+
+async def position_reads(stack: Stack) -> int:
+    async with aiohttp.ClientSession() as http, http.get(
+            stack.nodes[0].base_url + "/metrics") as resp:
+        text = await resp.text()
+    found = [line for line in text.splitlines()
+             if line.startswith('tsunagu_reads_total{kind="positions"}')]
+    return int(found[0].split()[-1]) if found else 0
+
+
+async def test_a_new_call_is_not_read_again_for_its_place(stack: Stack) -> None:
+    """The kiosk is told its place from enqueue's own answer: the place-in-line ticker does
+    not read it again; a change that moves it (an urgent call ahead) does."""
+    await stack.client(await stack.add_interpreter("alice", ["jsl"]))  # signed in, away
+    k1 = await stack.client(await stack.add_kiosk("k1"))
+    queued = await k1.request("call.request", language="jsl")
+    assert queued["position"] == 1
+    await asyncio.sleep(1.5)  # the ticker fires within 0.5 s of the change
+    assert await position_reads(stack) == 0
+    k2 = await stack.client(await stack.add_kiosk("k2"))
+    await k2.request("call.request", language="jsl", priority="urgent")
+    moved = await k1.next("call.position", timeout=5)
+    assert moved["position"] == 2
+    assert await position_reads(stack) >= 1
