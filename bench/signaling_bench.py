@@ -149,6 +149,20 @@ def note(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
+async def redis_commands(stack: Stack) -> dict[str, int]:
+    """Calls per command so far (INFO commandstats; a script's own commands count apart, as
+    EVALSHA plus what it ran inside)."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(stack.settings.redis_url, decode_responses=True)
+    try:
+        info = await redis.info("commandstats")
+    finally:
+        await redis.aclose()
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in info.items()
+            if name != "cmdstat_info"}
+
+
 async def bench(args: argparse.Namespace, stack: Stack, redis_pid: int) -> dict[str, object]:
     pids = [n.proc.pid for n in stack.nodes if n.proc]
     before = sum(rss_kib(p) for p in pids)
@@ -184,10 +198,12 @@ async def bench(args: argparse.Namespace, stack: Stack, redis_pid: int) -> dict[
     answered0 = bots.answered
     t0 = time.perf_counter()
     cpu0 = [cpu_s(p) for p in pids] + [cpu_s(redis_pid)]
+    commands0 = await redis_commands(stack)
     for _ in range(2):
         await asyncio.gather(*(place(k, LANGS[n % 4], bots) for n, k in enumerate(kiosks)))
     flat_s = time.perf_counter() - t0
     cpu1 = [cpu_s(p) for p in pids] + [cpu_s(redis_pid)]
+    commands1 = await redis_commands(stack)
     calls = bots.answered - answered0
     routed = calls / flat_s
     # The load generator shares the 2 cores: what the servers spend per call is the capacity.
@@ -207,6 +223,11 @@ async def bench(args: argparse.Namespace, stack: Stack, redis_pid: int) -> dict[
         "calls_per_s_per_signaling_core": round(calls / signaling_cpu, 1),
         "calls_per_s_per_redis_core": round(calls / redis_cpu, 1),
         "idle_connection_kib": round(idle_kib, 1),
+        "redis_commands_per_call": round(
+            (sum(commands1.values()) - sum(commands0.values())) / calls, 2) if calls else None,
+        "redis_commands_per_call_by_command": {
+            name: round((commands1[name] - commands0.get(name, 0)) / calls, 2)
+            for name in sorted(commands1) if commands1[name] != commands0.get(name, 0)},
         "paced_enqueue_script_ms": paced_script,
     }
 
