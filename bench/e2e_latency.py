@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from interpreter_console.bot import AnsweringBot, BotConfig  # noqa: E402
+from interpreter_console.bot import AnsweringBot  # noqa: E402
 from kiosk_client.screen import ScreenState  # noqa: E402
 from kiosk_client.session import KioskSession  # noqa: E402
 from tests.support.service import Service  # noqa: E402  (the tests' service launcher)
@@ -33,6 +33,7 @@ from tsunagu.client import SignalingClient, server_urls  # noqa: E402
 from tsunagu.endpoint.leg import prepare_rtc  # noqa: E402
 from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack  # noqa: E402
 from tsunagu.redis_server import RedisServer  # noqa: E402
+from tsunagu.settings import BotSettings  # noqa: E402
 
 
 def loopback_only() -> bool:
@@ -46,7 +47,7 @@ async def one_call(service: Service, index: int, seconds: float,
     user, password = f"bench{index}", f"pw-bench-{index}-x"
     await asyncio.to_thread(service.add_interpreter, user, password, "jsl")
     token = await asyncio.to_thread(service.add_kiosk, f"bk{index}")
-    bot = AnsweringBot(BotConfig(server=service.url, username=user, password=password,
+    bot = AnsweringBot(BotSettings(server=service.url, username=user, password=password,
                                  talk_s=None, max_calls=1, wrapup_s=0.0,
                                  early_release=early_release))
     bot_task = asyncio.create_task(bot.run())

@@ -26,6 +26,7 @@ from typing import Any
 from tsunagu.client import Message, ServerError, SignalingClient, login, server_urls
 from tsunagu.endpoint.leg import MediaLeg, prepare_rtc
 from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack
+from tsunagu.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +36,6 @@ CALL_TYPES = ("call.ended", "media.failed", "call.connected", "chat")
 
 class BotError(Exception):
     """The bot cannot go on (refused login, socket closed for good)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BotConfig:
-    """How a bot behaves."""
-
-    server: str
-    username: str
-    password: str
-    media: bool = True
-    accept_delay_s: float = 0.0
-    decline_rate: float = 0.0
-    talk_s: float | None = 10.0  # None: wait until the other side hangs up
-    wrapup_s: float | None = None  # None: the server's wrap-up; a number: end it after that
-    max_calls: int | None = None
-    seed: int | None = None
-    max_call_s: float = 3600.0
-    early_release: bool = True  # release video frames on their marker packet (see relay)
 
 
 @dataclass
@@ -83,7 +66,7 @@ class BotReport:
 class AnsweringBot:
     """One answering interpreter on one signaling connection."""
 
-    def __init__(self, config: BotConfig) -> None:
+    def __init__(self, config: BotSettings) -> None:
         self.config = config
         self.report = BotReport()
         self.client: SignalingClient | None = None
@@ -218,23 +201,8 @@ class AnsweringBot:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The bot's command line."""
-    p = argparse.ArgumentParser(prog="tsunagu bot", description="automatic answering interpreter")
-    p.add_argument("--server", required=True, help="http://host:port of a signaling node")
-    p.add_argument("--username", required=True)
-    p.add_argument("--password-stdin", action="store_true", required=True,
-                   help="read the password from the first line of standard input")
-    p.add_argument("--no-media", action="store_true", help="answer without WebRTC")
-    p.add_argument("--accept-delay", type=float, default=0.0, metavar="S")
-    p.add_argument("--decline-rate", type=float, default=0.0, metavar="R")
-    p.add_argument("--talk", type=float, default=10.0, metavar="S",
-                   help="hang up after S seconds (0: wait for the other side)")
-    p.add_argument("--wrapup", type=float, default=None, metavar="S",
-                   help="end wrap-up after S seconds (default: the server's wrap-up)")
-    p.add_argument("--calls", type=int, default=None, help="stop after N answered calls")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    """The bot's command line (tsunagu.settings.BotSettings)."""
+    return BotSettings.parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,12 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     password = sys.stdin.readline().rstrip("\n")
-    config = BotConfig(
-        server=args.server, username=args.username, password=password,
-        media=not args.no_media, accept_delay_s=args.accept_delay,
-        decline_rate=args.decline_rate, talk_s=args.talk or None,
-        wrapup_s=args.wrapup, max_calls=args.calls, seed=args.seed,
-    )
+    config = BotSettings.from_args(args, password)
     bot = AnsweringBot(config)
     try:
         report = asyncio.run(bot.run())

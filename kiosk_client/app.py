@@ -12,19 +12,17 @@ from __future__ import annotations
 import cv2  # noqa: F401
 
 # isort: split
-import argparse
 import asyncio
 import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from kiosk_client.audio import add_audio_arguments, audio_check, audio_from_args
+from kiosk_client.audio import audio_check, audio_from_args
 from kiosk_client.camera import Camera, parse_source
 from kiosk_client.camera_check import FaceDetector, check_picture
 from kiosk_client.screen import ScreenState
@@ -32,32 +30,14 @@ from kiosk_client.session import KioskSession
 from kiosk_client.sources import make_tracks_factory
 from tsunagu.client import ServerError, SignalingClient, server_urls
 from tsunagu.endpoint.leg import prepare_rtc
+from tsunagu.settings import KioskSettings
 
 log = logging.getLogger(__name__)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The kiosk's command line."""
-    p = argparse.ArgumentParser(prog="tsunagu kiosk", description="tsunagu counter kiosk")
-    p.add_argument("--server", required=True, help="http://host:port of a signaling node")
-    p.add_argument("--token-file", required=True, type=Path, help="file with the device token")
-    p.add_argument("--headless", action="store_true", help="no window (tests, screenless kiosks)")
-    p.add_argument("--source", default="0",
-                   help='camera: device index, video or image file, or "synthetic"')
-    add_audio_arguments(p)
-    p.add_argument("--call", metavar="LANG", help="headless: place one call in this language")
-    p.add_argument("--priority", default="normal", choices=("normal", "urgent"))
-    p.add_argument("--duration", type=float, default=10.0, metavar="S",
-                   help="headless: talk this long after media connects, then hang up")
-    p.add_argument("--max-wait", type=float, default=120.0, metavar="S",
-                   help="headless: give up if nobody answers within S seconds")
-    p.add_argument("--fps", type=float, default=30.0)
-    p.add_argument("--size", default="1280x720", help="window size when not full screen")
-    p.add_argument("--windowed", action="store_true", help="do not go full screen")
-    p.add_argument("--no-early-release", action="store_true",
-                   help="keep aiortc's stock jitter buffer (for latency comparisons)")
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+def parse_args(argv: Sequence[str] | None) -> KioskSettings:
+    """The kiosk's command line (tsunagu.settings.KioskSettings)."""
+    return KioskSettings.from_argv(None if argv is None else list(argv))
 
 
 async def camera_check(camera: Camera | None, wait_s: float = 1.5) -> dict[str, Any]:
@@ -74,8 +54,9 @@ async def camera_check(camera: Camera | None, wait_s: float = 1.5) -> dict[str, 
             "advice": [en for _, en in result.advice()]}
 
 
-async def _one_call(session: KioskSession, args: argparse.Namespace) -> dict[str, Any]:
+async def _one_call(session: KioskSession, args: KioskSettings) -> dict[str, Any]:
     started = time.monotonic()
+    assert args.call is not None
     queued = await session.request_call(args.call, priority=args.priority)
     out: dict[str, Any] = {"call_id": session.call_id, "position": queued.get("position"),
                            "estimated_wait_s": queued.get("estimated_wait_s")}
@@ -96,7 +77,7 @@ async def _one_call(session: KioskSession, args: argparse.Namespace) -> dict[str
     return out
 
 
-async def run_headless(args: argparse.Namespace) -> dict[str, Any]:
+async def run_headless(args: KioskSettings) -> dict[str, Any]:
     """Connect, check the camera, place one call if asked, and return a summary."""
     _, ws_url = server_urls(args.server)
     client = SignalingClient(ws_url, args.token_file.read_text().strip())

@@ -25,7 +25,6 @@ a desktop whose ``default`` is a sound server, name a hardware device
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextlib
@@ -42,6 +41,7 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tsunagu.endpoint.meter import percentile
+from tsunagu.settings import DEVICE_OFF, MIC_TONE, KioskSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ MIC_MAX_S = 0.12  # never hold more; the oldest goes
 SPEAKER_PREFILL_S = 0.04  # silence put in front after the device ran dry, against crackle
 SPEAKER_MAX_S = 0.1  # audio the device may hold; frames that would exceed it are dropped
 REOPEN_S = (5.0, 300.0)  # a failed speaker is tried again after 5 s, doubling up to 5 min
-TONE = "tone"  # --mic tone: the synthetic 440 Hz tone (headless self-tests)
-OFF = "none"  # --mic none: send silence; --speaker none: play nothing
+TONE, OFF = MIC_TONE, DEVICE_OFF  # --mic tone / none, --speaker none
 
 Samples = npt.NDArray[np.int16]
 
@@ -674,19 +673,7 @@ class KioskAudio:
                 "notices": [en for _, en in self.notices()]}
 
 
-def add_audio_arguments(parser: argparse.ArgumentParser) -> None:
-    """The kiosk's ``--mic``, ``--speaker`` and ``--no-audio-out`` options."""
-    parser.add_argument("--mic", metavar="DEVICE",
-                        help='ALSA capture device (default "default"; with --source synthetic '
-                             f'the synthetic tone); "{TONE}" for the tone, "{OFF}" for silence')
-    parser.add_argument("--speaker", metavar="DEVICE",
-                        help='ALSA playback device for the interpreter\'s voice (default '
-                             f'"default"; none with --source synthetic); "{OFF}" for none')
-    parser.add_argument("--no-audio-out", action="store_true",
-                        help=f"play nothing (same as --speaker {OFF})")
-
-
-def audio_from_args(args: argparse.Namespace) -> KioskAudio:
+def audio_from_args(args: KioskSettings) -> KioskAudio:
     """The kiosk's audio devices from its parsed command line."""
     mic, speaker = resolve_devices(args.mic, args.speaker, args.no_audio_out,
                                    args.source == "synthetic")

@@ -24,7 +24,6 @@ loaded first the Qt window hangs.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -53,6 +52,7 @@ from kiosk_client.sources import make_tracks_factory
 from kiosk_client.typeface import Typeface
 from tsunagu.client import ServerError, SignalingClient, server_urls
 from tsunagu.endpoint.leg import prepare_rtc
+from tsunagu.settings import KioskSettings
 
 log = logging.getLogger(__name__)
 WINDOW = "tsunagu"
@@ -307,7 +307,7 @@ async def connect_until_up(session: KioskSession, kiosk: WindowedKiosk) -> None:
             delay = min(delay * 2, 30.0)
 
 
-async def run_windowed(args: argparse.Namespace) -> int:
+async def run_windowed(args: KioskSettings) -> int:
     """The full-screen counter app."""
     loop = asyncio.get_running_loop()
     _, ws_url = server_urls(args.server)

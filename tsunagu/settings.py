@@ -234,3 +234,117 @@ class RelaySettings:
         if args.relay_id:
             values["relay_id"] = args.relay_id
         return cls(**values)
+
+
+# -- the Python kiosk client ---------------------------------------------------------------------
+
+MIC_TONE = "tone"  # --mic tone: the synthetic 440 Hz tone (headless self-tests)
+DEVICE_OFF = "none"  # --mic none: send silence; --speaker none: play nothing
+
+
+@dataclass(frozen=True, slots=True)
+class KioskSettings:
+    """The Python kiosk's settings, from ``tsunagu kiosk``'s flags (names as the flags)."""
+
+    server: str
+    token_file: Path
+    headless: bool = False
+    source: str = "0"
+    mic: str | None = None
+    speaker: str | None = None
+    no_audio_out: bool = False
+    call: str | None = None
+    priority: str = "normal"
+    duration: float = 10.0
+    max_wait: float = 120.0
+    fps: float = 30.0
+    size: str = "1280x720"
+    windowed: bool = False
+    no_early_release: bool = False
+    verbose: bool = False
+
+    @classmethod
+    def from_argv(cls, argv: list[str] | None) -> KioskSettings:
+        """Parse ``tsunagu kiosk``'s command line. (The media settings every Python endpoint
+        shares, ``TSUNAGU_ICE_ADDRESSES``, are read by ``tsunagu.endpoint.leg.prepare_rtc``.)"""
+        p = argparse.ArgumentParser(prog="tsunagu kiosk", description="tsunagu counter kiosk")
+        p.add_argument("--server", required=True, help="http://host:port of a signaling node")
+        p.add_argument("--token-file", required=True, type=Path,
+                       help="file with the device token")
+        p.add_argument("--headless", action="store_true",
+                       help="no window (tests, screenless kiosks)")
+        p.add_argument("--source", default="0",
+                       help='camera: device index, video or image file, or "synthetic"')
+        p.add_argument("--mic", metavar="DEVICE",
+                       help='ALSA capture device (default "default"; with --source synthetic '
+                            f'the synthetic tone); "{MIC_TONE}" for the tone, "{DEVICE_OFF}" '
+                            "for silence")
+        p.add_argument("--speaker", metavar="DEVICE",
+                       help="ALSA playback device for the interpreter's voice (default "
+                            f'"default"; none with --source synthetic); "{DEVICE_OFF}" for none')
+        p.add_argument("--no-audio-out", action="store_true",
+                       help=f"play nothing (same as --speaker {DEVICE_OFF})")
+        p.add_argument("--call", metavar="LANG", help="headless: place one call in this language")
+        p.add_argument("--priority", default="normal", choices=("normal", "urgent"))
+        p.add_argument("--duration", type=float, default=10.0, metavar="S",
+                       help="headless: talk this long after media connects, then hang up")
+        p.add_argument("--max-wait", type=float, default=120.0, metavar="S",
+                       help="headless: give up if nobody answers within S seconds")
+        p.add_argument("--fps", type=float, default=30.0)
+        p.add_argument("--size", default="1280x720", help="window size when not full screen")
+        p.add_argument("--windowed", action="store_true", help="do not go full screen")
+        p.add_argument("--no-early-release", action="store_true",
+                       help="keep aiortc's stock jitter buffer (for latency comparisons)")
+        p.add_argument("-v", "--verbose", action="store_true")
+        return cls(**vars(p.parse_args(argv)))
+
+
+# -- the answering bot ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """How an answering bot behaves (``tsunagu bot``'s flags; the password from stdin)."""
+
+    server: str
+    username: str
+    password: str
+    media: bool = True
+    accept_delay_s: float = 0.0
+    decline_rate: float = 0.0
+    talk_s: float | None = 10.0  # None: wait until the other side hangs up
+    wrapup_s: float | None = None  # None: the server's wrap-up; a number: end it after that
+    max_calls: int | None = None
+    seed: int | None = None
+    max_call_s: float = 3600.0
+    early_release: bool = True  # release video frames on their marker packet (see relay)
+    verbose: bool = False
+
+    @staticmethod
+    def parser() -> argparse.ArgumentParser:
+        """``tsunagu bot``'s command line."""
+        p = argparse.ArgumentParser(prog="tsunagu bot",
+                                    description="automatic answering interpreter")
+        p.add_argument("--server", required=True, help="http://host:port of a signaling node")
+        p.add_argument("--username", required=True)
+        p.add_argument("--password-stdin", action="store_true", required=True,
+                       help="read the password from the first line of standard input")
+        p.add_argument("--no-media", action="store_true", help="answer without WebRTC")
+        p.add_argument("--accept-delay", type=float, default=0.0, metavar="S")
+        p.add_argument("--decline-rate", type=float, default=0.0, metavar="R")
+        p.add_argument("--talk", type=float, default=10.0, metavar="S",
+                       help="hang up after S seconds (0: wait for the other side)")
+        p.add_argument("--wrapup", type=float, default=None, metavar="S",
+                       help="end wrap-up after S seconds (default: the server's wrap-up)")
+        p.add_argument("--calls", type=int, default=None, help="stop after N answered calls")
+        p.add_argument("--seed", type=int, default=None)
+        p.add_argument("-v", "--verbose", action="store_true")
+        return p
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, password: str) -> BotSettings:
+        """Settings from :meth:`parser`'s flags and the password read from stdin."""
+        return cls(server=args.server, username=args.username, password=password,
+                   media=not args.no_media, accept_delay_s=args.accept_delay,
+                   decline_rate=args.decline_rate, talk_s=args.talk or None,
+                   wrapup_s=args.wrapup, max_calls=args.calls, seed=args.seed,
+                   verbose=args.verbose)

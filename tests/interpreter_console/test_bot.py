@@ -7,9 +7,10 @@ import json
 import sys
 from typing import Any
 
-from interpreter_console.bot import AnsweringBot, BotConfig, parse_args
+from interpreter_console.bot import AnsweringBot, parse_args
 from tests.support.service import Service
 from tsunagu.client import SignalingClient
+from tsunagu.settings import BotSettings
 
 
 async def kiosk(service: Service, kiosk_id: str) -> SignalingClient:
@@ -24,7 +25,7 @@ def bot(service: Service, username: str, **overrides: Any) -> AnsweringBot:
                               "password": f"pw-{username}-123", "media": False,
                               "talk_s": 1.0, "wrapup_s": 0.0}
     config.update(overrides)
-    return AnsweringBot(BotConfig(**config))
+    return AnsweringBot(BotSettings(**config))
 
 
 async def test_bot_answers_talks_hangs_up_and_answers_again(service: Service) -> None:

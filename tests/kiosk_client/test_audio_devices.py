@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 from test_audio import AlsaFiles, make_alsa_files, read_speaker, tone
 
-from interpreter_console.bot import AnsweringBot, BotConfig, BotReport
+from interpreter_console.bot import AnsweringBot, BotReport
 from kiosk_client.audio import MIC_PROBLEM, RATE
 from tests.support.service import Service
+from tsunagu.settings import BotSettings
 
 pytestmark = pytest.mark.webrtc
 TALK_S = 8.0
@@ -45,7 +46,7 @@ async def call_with_devices(service: Service, alsa: AlsaFiles, tmp_path: Path, u
     service.add_interpreter(username, f"pw-{username}-secret", "jsl")
     token_file = tmp_path / "kiosk.token"
     token_file.write_text(service.add_kiosk(f"k-{username}") + "\n")
-    bot = AnsweringBot(BotConfig(server=service.url, username=username,
+    bot = AnsweringBot(BotSettings(server=service.url, username=username,
                                  password=f"pw-{username}-secret", media=True, talk_s=None,
                                  max_calls=1, wrapup_s=0.0))
     bot_task = asyncio.create_task(bot.run())

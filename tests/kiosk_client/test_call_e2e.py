@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from interpreter_console.bot import AnsweringBot, BotConfig
+from interpreter_console.bot import AnsweringBot
 from kiosk_client.screen import ScreenState
 from kiosk_client.session import KioskSession
 from tests.support.service import Service
 from tsunagu.client import SignalingClient, server_urls
 from tsunagu.endpoint.leg import prepare_rtc
 from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack
+from tsunagu.settings import BotSettings
 
 pytestmark = pytest.mark.webrtc
 TALK_S = 8.0
@@ -55,7 +56,7 @@ async def test_kiosk_calls_and_the_bot_answers_with_media_both_ways(
     service.add_interpreter("bot1", "pw-bot1-secret", "jsl,en")
     token_file = tmp_path / "kiosk.token"
     token_file.write_text(service.add_kiosk("k1") + "\n")
-    bot = AnsweringBot(BotConfig(server=service.url, username="bot1", password="pw-bot1-secret",
+    bot = AnsweringBot(BotSettings(server=service.url, username="bot1", password="pw-bot1-secret",
                                  media=True, talk_s=None, max_calls=1, wrapup_s=0.0))
     bot_task = asyncio.create_task(bot.run())
     await asyncio.wait_for(bot.ready.wait(), timeout=15)
@@ -83,7 +84,7 @@ async def test_kiosk_calls_and_the_bot_answers_with_media_both_ways(
 async def test_kiosk_resumes_after_its_socket_drops_mid_call(
         loopback_only: None, service: Service) -> None:
     service.add_interpreter("bot2", "pw-bot2-secret", "en")
-    bot = AnsweringBot(BotConfig(server=service.url, username="bot2", password="pw-bot2-secret",
+    bot = AnsweringBot(BotSettings(server=service.url, username="bot2", password="pw-bot2-secret",
                                  media=True, talk_s=None, max_calls=1, wrapup_s=0.0))
     bot_task = asyncio.create_task(bot.run())
     await asyncio.wait_for(bot.ready.wait(), timeout=15)

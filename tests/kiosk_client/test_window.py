@@ -30,12 +30,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from interpreter_console.bot import AnsweringBot, BotConfig
+from interpreter_console.bot import AnsweringBot
 from kiosk_client.screen import Button, ScreenState, View, render
 from kiosk_client.session import end_message, languages_of
 from kiosk_client.typeface import Typeface
 from tests.support.service import Service
 from tsunagu.languages import load_catalogue
+from tsunagu.settings import BotSettings
 
 pytestmark = pytest.mark.webrtc
 Image = npt.NDArray[np.uint8]
@@ -177,7 +178,7 @@ async def test_the_full_screen_window_places_a_call_by_touch_and_hangs_up(
     service.add_interpreter("bot1", "pw-bot1-secret", "jsl,en")
     token_file = tmp_path / "kiosk.token"
     token_file.write_text(service.add_kiosk("k-window") + "\n")
-    bot = AnsweringBot(BotConfig(server=service.url, username="bot1", password="pw-bot1-secret",
+    bot = AnsweringBot(BotSettings(server=service.url, username="bot1", password="pw-bot1-secret",
                                  media=True, talk_s=None, max_calls=1, wrapup_s=0.0))
     bot_task = asyncio.create_task(bot.run())
     await asyncio.wait_for(bot.ready.wait(), timeout=15)
