@@ -13,8 +13,11 @@ import cv2  # noqa: F401
 
 # isort: split
 import asyncio
+import errno
 import json
 import logging
+import random
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +29,7 @@ from kiosk_client.audio import audio_check, audio_from_args
 from kiosk_client.camera import Camera, parse_source
 from kiosk_client.camera_check import FaceDetector, check_picture
 from kiosk_client.screen import ScreenState
+from kiosk_client.self_test import verdict
 from kiosk_client.session import KioskSession
 from kiosk_client.sources import make_tracks_factory
 from tsunagu.client import ServerError, SignalingClient, server_urls
@@ -69,6 +73,7 @@ async def _one_call(session: KioskSession, args: KioskSettings) -> dict[str, Any
         try:
             await session.wait_for(ScreenState.ENDED, ScreenState.ERROR, within_s=args.duration)
         except TimeoutError:
+            out["outbound"] = await session.leg.outbound()
             await session.hangup()
             await session.wait_for(ScreenState.ENDED, ScreenState.ERROR, within_s=15.0)
     out["media"] = session.leg.summary() if session.leg is not None else None
@@ -90,7 +95,7 @@ async def run_headless(args: KioskSettings) -> dict[str, Any]:
     session = KioskSession(client, make_tracks_factory(camera, args.fps, audio),
                            on_audio=audio.play)
     try:
-        welcome = await client.connect()
+        welcome = await connect_with_backoff(client, args.server, within_s=args.max_wait)
         prepare_rtc(early_release=not args.no_early_release)
         reader = asyncio.create_task(session.run(), name="kiosk-session")
         summary: dict[str, Any] = {"kiosk": (welcome.get("user") or {}).get("id"),
@@ -121,9 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.headless:
             summary = asyncio.run(run_headless(args))
+            if args.call is None:
+                print(json.dumps(summary, ensure_ascii=False))
+                return 0
+            result = verdict(summary.get("call"), language=args.call)
+            summary["self_test"] = {"ok": result.ok, "findings": result.lines}
+            print("\n".join(result.lines))  # for the person who ran it; the JSON last
             print(json.dumps(summary, ensure_ascii=False))
-            call = summary.get("call")
-            return 0 if call is None or call.get("state") == "ended" else 1
+            return 0 if result.ok else 1
         from kiosk_client.display import DisplayUnavailable, run_windowed
 
         try:
@@ -133,6 +143,59 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     except KeyboardInterrupt:
         return 130
-    except (ServerError, TimeoutError, OSError, aiohttp.ClientError) as exc:
-        print(f"kiosk: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Unreachable as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
         return 1
+    except ServerError as exc:
+        print(f"kiosk: the server at {args.server} refused: {exc.message or exc.code}",
+              file=sys.stderr)
+        return 1
+    except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+        print(f"kiosk: {describe_network_error(args.server, exc)}", file=sys.stderr)
+        return 1
+
+
+class Unreachable(Exception):
+    """The signaling server could not be reached in time (the message says how and where)."""
+
+
+def describe_network_error(server: str, exc: BaseException) -> str:
+    """A plain sentence for a connection failure, naming the server, never a class."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        why = "its HTTPS certificate is not trusted on this PC (install the service's CA)"
+    else:
+        cause: BaseException | None = exc
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            cause = exc.os_error
+        number = getattr(cause, "errno", None)
+        if isinstance(cause, TimeoutError) or number == errno.ETIMEDOUT:
+            why = "it did not answer in time"
+        elif isinstance(cause, ConnectionRefusedError) or number == errno.ECONNREFUSED:
+            why = "the connection was refused (is the service running, and the port right?)"
+        elif isinstance(cause, socket.gaierror) or "not known" in str(cause).lower():
+            why = "the host name cannot be found"
+        elif number in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            why = "the network cannot reach it"
+        else:
+            why = "the connection failed"
+    return f"cannot reach the signaling server at {server}: {why}"
+
+
+async def connect_with_backoff(client: SignalingClient, server: str, *, within_s: float,
+                               first_delay_s: float = 0.5) -> dict[str, Any]:
+    """Connect, retrying with exponential backoff and jitter (as the web page does) until
+    ``within_s`` has passed; then :class:`Unreachable` with what went wrong."""
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + within_s, first_delay_s
+    while True:
+        try:
+            return await client.connect()
+        except ServerError:
+            raise  # refused (a revoked token, say): retrying does not help
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            problem = describe_network_error(server, exc)
+            if loop.time() + delay > deadline:
+                raise Unreachable(problem) from exc
+            log.warning("%s; trying again in %.0f s", problem, delay)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)

@@ -15,7 +15,10 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     RtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
@@ -235,7 +238,12 @@ class Call:
         except ValueError:
             return
         for p in packets:
-            if isinstance(p, RtcpPsfbPacket) and p.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            if isinstance(p, RtcpSrPacket):
+                loss = src.counters.loss.get(p.ssrc)
+                if loss is not None:
+                    loss.last_sr = ((p.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF,
+                                    time.monotonic())
+            elif isinstance(p, RtcpPsfbPacket) and p.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 src.counters.plis += 1
                 transcoder = self._transcoders.get((other_party(src.party), "video"))
                 if transcoder is not None:
@@ -247,6 +255,25 @@ class Call:
             elif isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK:
                 src.counters.nacks += 1
                 await self._answer_nack(src, p)
+
+    async def send_receiver_reports(self) -> None:
+        """Tell each sending endpoint what the relay received of its streams (RTCP RR): its
+        sender then knows its loss and round trip to the relay, as it would to a peer."""
+        now = time.monotonic()
+        for party in PARTIES:
+            for kind in ("audio", "video"):
+                up = self._upstream(party, kind)
+                if up is None:
+                    continue
+                leg, sender_ssrc, media_ssrc = up
+                loss = leg.counters.loss.get(media_ssrc)
+                if loss is None:
+                    continue
+                fraction, lost, highest, lsr, dlsr = loss.report_block(now)
+                rr = RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
+                    ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
+                    highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)])
+                await leg.send_rtcp(kind, bytes(rr))
 
     def _upstream(self, party: str, kind: str) -> tuple[Leg, int, int] | None:
         """``party``'s leg if it is connected and sends ``kind``, with the SSRCs feedback to

@@ -102,6 +102,8 @@ class RelayNode:
     async def tick(self) -> None:
         """Sample CPU, publish quality and heartbeat (errors logged, never raised)."""
         await self.reap()
+        for call in list(self.calls.values()):
+            await call.send_receiver_reports()
         cpu = self.cpu.sample()
         reports = self.quality_reports()
         if self.registry is None:

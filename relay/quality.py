@@ -12,11 +12,14 @@ MAX_RTT_MS = 400.0
 
 @dataclass(slots=True)
 class InboundLoss:
-    """Received versus expected packets of one incoming stream (RFC 3550 A.3, simplified)."""
+    """Received versus expected packets of one incoming stream (RFC 3550 A.3, simplified),
+    and what the relay's receiver reports on it need (the sender's last SR, the last report)."""
 
     base: int | None = None
     highest: int = 0  # extended sequence number
     received: int = 0
+    last_sr: tuple[int, float] | None = None  # middle 32 bits of its NTP time, arrival (s)
+    reported: tuple[int, int] = (0, 0)  # expected, received at the last receiver report
 
     def add(self, seq: int) -> None:
         if self.base is None:
@@ -30,6 +33,22 @@ class InboundLoss:
     @property
     def expected(self) -> int:
         return 0 if self.base is None else self.highest - self.base + 1
+
+    def report_block(self, now: float) -> tuple[int, int, int, int, int]:
+        """(fraction lost, cumulative lost, extended highest sequence, LSR, DLSR) for an RTCP
+        receiver report block (RFC 3550 6.4.1); the interval starts at the previous call."""
+        expected, received = self.expected, self.received
+        exp_interval = expected - self.reported[0]
+        lost_interval = exp_interval - (received - self.reported[1])
+        fraction = (lost_interval << 8) // exp_interval if exp_interval > 0 and \
+            lost_interval > 0 else 0
+        self.reported = (expected, received)
+        cumulative = max(-0x800000, min(0x7FFFFF, expected - received))
+        lsr, dlsr = 0, 0
+        if self.last_sr is not None:
+            lsr = self.last_sr[0]
+            dlsr = int((now - self.last_sr[1]) * 65536) & 0xFFFFFFFF
+        return min(fraction, 255), cumulative, self.highest & 0xFFFFFFFF, lsr, dlsr
 
 
 @dataclass(slots=True)

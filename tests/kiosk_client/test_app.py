@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ import pytest
 
 from kiosk_client.app import camera_check, main, parse_args
 from kiosk_client.camera import Camera
+from tests.support.service import Service
 
 
 async def test_camera_check_reads_a_picture_file_in_its_thread(person: np.ndarray,
@@ -87,3 +89,42 @@ def test_opencv_loads_before_pyav_on_the_kiosk_entry_points(entry: str) -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
     assert out in ("", "cv2", "cv2,av"), out
+
+
+def test_headless_self_test_names_an_unreachable_server(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tsunagu.redis_server import free_port
+
+    token = tmp_path / "t"
+    token.write_text("x")
+    server = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [sys.executable, "-m", "kiosk_client", "--server", server, "--token-file", str(token),
+         "--headless", "--source", "synthetic", "--call", "jsl", "--max-wait", "2"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (f"kiosk: cannot reach the signaling server at {server}: the connection "
+                    "was refused (is the service running, and the port right?)")
+    assert "trying again" in done.stderr  # it retried with backoff before giving up
+    assert "Error" not in done.stderr
+
+
+def test_headless_self_test_fails_when_nobody_answers(service: Service, tmp_path: Path
+                                                     ) -> None:
+    import subprocess
+    import sys
+
+    token = tmp_path / "t"
+    token.write_text(service.add_kiosk("k9"))
+    done = subprocess.run(
+        [sys.executable, "-m", "kiosk_client", "--server", service.url, "--token-file",
+         str(token), "--headless", "--source", "synthetic", "--call", "vi"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == ("FAILED: the vi call was not answered: nobody who interprets this "
+                        "language is signed in.")
+    assert json.loads(lines[-1])["self_test"]["ok"] is False

@@ -36,7 +36,8 @@ async def run_kiosk(service: Service, token_file: Path, *extra: str) -> dict[str
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
-    assert proc.returncode == 0, f"kiosk failed: {err.decode()[-3000:]}\n{service.logs()}"
+    assert proc.returncode == 0, (f"kiosk failed: {out.decode()[-3000:]}\n{err.decode()[-3000:]}"
+                                  f"\n{service.logs()}")
     summary: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
     return summary
 
@@ -68,6 +69,8 @@ async def test_kiosk_calls_and_the_bot_answers_with_media_both_ways(
     assert isinstance(call, dict)
     assert call["state"] == "ended" and call["end_reason"] == "hangup"
     assert call["media_connected"] is True
+    assert summary["self_test"]["ok"] is True, summary["self_test"]
+    assert call["outbound"]["video"]["acknowledged"] is True  # the relay's receiver reports
     assert call["media"]["sent"]["video"] >= 25 * TALK_S * 0.8
     assert_media(call["media"]["received"], TALK_S, "kiosk")
 

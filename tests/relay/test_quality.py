@@ -25,3 +25,20 @@ def test_sign_call_flags() -> None:
     assert call_flags("sign", {"kiosk": slow, "interpreter": good}) == ["low_fps"]
     assert call_flags("spoken", {"kiosk": slow, "interpreter": far}) == ["high_rtt"]
     assert call_flags("sign", {"kiosk": {"fps_in": 30.0, "rtt_ms": None}}) == []
+
+
+def test_receiver_report_block_counts_an_interval_and_the_sender_report() -> None:
+    from relay.quality import InboundLoss
+
+    loss = InboundLoss()
+    for seq in [65530, 65531, 65533, 65534, 65535, 0, 1]:  # 65532 lost, the counter wraps
+        loss.add(seq)
+    loss.last_sr = (0x12345678, 100.0)
+    fraction, lost, highest, lsr, dlsr = loss.report_block(now=100.5)
+    assert (lost, highest, lsr) == (1, 65536 + 1, 0x12345678)
+    assert fraction == (1 << 8) // 8  # 1 of 8 expected, in 1/256
+    assert dlsr == 32768  # 0.5 s in 1/65536 s
+    for seq in range(2, 12):
+        loss.add(seq)
+    fraction, lost, _highest, _lsr, _dlsr = loss.report_block(now=101.0)
+    assert (fraction, lost) == (0, 1)  # nothing lost in the new interval; 1 in all

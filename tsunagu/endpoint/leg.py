@@ -130,6 +130,28 @@ class MediaLeg:
             await asyncio.sleep(0.05)
         return False
 
+    async def outbound(self) -> dict[str, dict[str, Any]]:
+        """Per kind, what this leg sent and whether the relay's receiver reports (RTCP RR)
+        acknowledge it: ``{packets_sent, acknowledged, rtt_ms, packets_lost}``."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.pc is None:
+            return out
+        for sender in self.pc.getSenders():
+            if sender.track is None:
+                continue
+            entry: dict[str, Any] = {"packets_sent": 0, "acknowledged": False,
+                                     "rtt_ms": None, "packets_lost": None}
+            for stat in (await sender.getStats()).values():
+                if stat.type == "outbound-rtp":
+                    entry["packets_sent"] = stat.packetsSent
+                elif stat.type == "remote-inbound-rtp":
+                    entry["acknowledged"] = True
+                    entry["packets_lost"] = stat.packetsLost
+                    if stat.roundTripTime is not None:
+                        entry["rtt_ms"] = round(stat.roundTripTime * 1000, 1)
+            out[sender.track.kind] = entry
+        return out
+
     async def _close_pc(self) -> None:
         for meter in self._meters:
             await meter.stop()
