@@ -38,13 +38,24 @@ def _server_parser(prog: str, what: str) -> argparse.ArgumentParser:
     return p
 
 
-async def serve_signaling(settings: SignalingSettings, host: str, port: int) -> None:
+def next_steps_line(base: str) -> str:
+    """The one line ``tsunagu up`` ends its start-up with: what to do next."""
+    return (f"tsunagu is up at {base}. Next: add accounts and tablets in another terminal "
+            "(tsunagu admin add-user NAME --role interpreter --languages jsl --password-stdin; "
+            "tsunagu admin add-kiosk ID --ward WARD --counter N), then open "
+            f"{base}/console, {base}/supervisor and {base}/kiosk#token=<the kiosk's token>")
+
+
+async def serve_signaling(settings: SignalingSettings, host: str, port: int, *,
+                          announce: bool = False) -> None:
     """Serve one signaling node (and the web pages) until cancelled."""
     runner = web.AppRunner(create_app(settings), handle_signals=False)
     await runner.setup()
     tune_gc()
     await web.TCPSite(runner, host, port).start()
     log.info("signaling on http://%s:%s (pages: /kiosk /console /supervisor)", host, port)
+    if announce:
+        print(next_steps_line(f"http://{host}:{port}"), flush=True)
     try:
         await asyncio.Event().wait()
     finally:
@@ -85,7 +96,8 @@ def run_up(argv: list[str]) -> int:
         settings = SignalingSettings.from_env(data_dir=args.data_dir, create_secret=True,
                                               redis_url=url)
         with _relay_process(args, url, settings.secret):
-            asyncio.run(until_signal(serve_signaling(settings, args.host, args.port)))
+            asyncio.run(until_signal(serve_signaling(settings, args.host, args.port,
+                                                     announce=True)))
     log.info("stopped")
     return 0
 

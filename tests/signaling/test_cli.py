@@ -66,6 +66,8 @@ def test_up_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
         wait_ready(f"http://127.0.0.1:{relay_port}/healthz", proc)
+        started = (tmp_path / "up.log").read_text()
+        assert f"tsunagu is up at http://127.0.0.1:{port}. Next: add accounts" in started
         token = admin(data, "add-kiosk", "k1", "--ward", "北区", "--counter", "3")
         assert token.returncode == 0 and token.stdout.count("\n") == 1
         assert token.stdout.count(".") == 2  # one JWT on one line, nothing else
@@ -97,3 +99,15 @@ def test_turn_credentials_are_minted_per_call() -> None:
     assert base64.b64decode(turn["credential"]) == expected
     assert ice_servers_for(settings, "c_2")[1]["username"].endswith(":c_2")
     assert ice_servers_for(SignalingSettings(secret=TEST_SECRET), "c_1") == []
+
+
+def test_bootstrap_installs_nothing_when_nothing_changed() -> None:
+    """`scripts/up` runs bootstrap at every start: with the project installed and
+    pyproject.toml unchanged it must not reinstall (and print setuptools' warnings)."""
+    root = Path(__file__).resolve().parents[2]
+    started = time.monotonic()
+    done = subprocess.run(["bash", "scripts/bootstrap"], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and "editable" not in done.stderr.lower(), done.stderr
+    assert time.monotonic() - started < 20
