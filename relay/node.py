@@ -10,7 +10,6 @@ import secrets
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
@@ -20,6 +19,7 @@ from relay.errors import AtCapacity, BadOffer, Stale
 from relay.quality import ProcessCpu
 from relay.registry import HEARTBEAT_S, Registry
 from relay.rtc_internals import restrict_ice_addresses
+from signaling import store
 from signaling.config import parse_ice_addresses, parse_ice_servers
 from signaling.runtime import tune_gc
 
@@ -157,7 +157,7 @@ async def serve(host: str, port: int, redis_url: str, secret: bytes, *,
 async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: bytes, *,
               public_url: str | None = None) -> None:
     """Serve ``node``'s control API and keep it registered until cancelled."""
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2.0)
+    redis = store.connect(redis_url, timeout_s=2.0)  # redis:// or redis+sentinel://
     runner = web.AppRunner(control.make_app(node, secret), access_log=None)
     await runner.setup()
     try:
