@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ADDR, LAB, Lab, _clean_env
+from tests.deploy.lab import ADDR, LAB, Lab, _clean_env
 
 pytestmark = pytest.mark.timeout(300)
 NAMESPACES = ["dc1", "dc2", "dc3", "edge", "ward", "home", "strict"]
