@@ -12,9 +12,11 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright, expect
 
-from tests.deploy.lab import LAB, Lab
+from tests.deploy.lab import ADDR, LAB, Lab
 
 PASSWORD = "lab interpreter password"
+FLOWING_FPS = 3.0  # media is back: frames decoded on both ends, at least 3 in 1 s (the
+# rate itself depends on the CPU left on this shared machine: 8-30 fps measured)
 CHROMIUM_ARGS = [  # as tests/browser, minus loopback: the lab has real (198.18/15) addresses
     "--no-sandbox", "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream=fps=30", "--disable-background-networking",
@@ -105,7 +107,10 @@ def open_console(browser: Browser, base: str, user: str) -> Page:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("html")).to_have_attribute("data-state", re.compile(r"^\S+$"))
-    if page.locator("html").get_attribute("data-state") != "available":
+    state = page.locator("html").get_attribute("data-state")
+    if state == "wrapup":  # the previous call's wrap-up: ready now
+        page.click("[data-action=ready]")
+    elif state != "available":
         page.click("[data-action=available]")
     page.wait_for_selector("html[data-state=available]")
     return page
@@ -147,12 +152,12 @@ def steady_fps(pages: list[Page], windows: int = 8, seconds: float = 3.0
 
 
 def call(lab: Lab, browsers: dict[str, Browser], interp_ns: str, user: str,
-          language: str) -> tuple[Page, Page, float]:
+          language: str, kiosk_id: str | None = None) -> tuple[Page, Page, float]:
     """ward's kiosk calls ``language``; ``user`` answers in ``interp_ns``. Returns the pages
     and the set-up time (tap to the first frame decoded on both ends)."""
     base = lab.info["base_url"]
-    token = lab.run("dc1", "tsunagu", "admin", "add-kiosk", f"k-{interp_ns}", "--ward", "北区",
-                    "--counter", "1").stdout.strip()
+    token = lab.run("dc1", "tsunagu", "admin", "add-kiosk", kiosk_id or f"k-{interp_ns}",
+                    "--ward", "北区", "--counter", "1").stdout.strip()
     console = open_console(browsers[interp_ns], base, user)
     kiosk = open_page(browsers["ward"], f"{base}/kiosk#token={token}")
     kiosk.wait_for_selector(f"[data-language={language}]:not([disabled])")
@@ -173,3 +178,154 @@ def hang_up(kiosk: Page, console: Page) -> None:
     console.wait_for_selector("html[data-state=wrapup]")
     kiosk.context.close()
     console.context.close()
+
+
+class Media:
+    """Frames decoded on each page, sampled; whether media flows (>= FLOWING_FPS on every
+    page over the last second)."""
+
+    def __init__(self, pages: list[Page]) -> None:
+        self.pages = pages
+        self.history: list[list[tuple[float, int]]] = [[] for _ in pages]
+
+    def flowing(self) -> tuple[bool, list[float], list[str]]:
+        """Sample every page once: (flowing, fps per page over the last second, pc states)."""
+        now = time.monotonic()
+        ok, rates, states = True, [], []
+        for h, page in zip(self.history, self.pages, strict=True):
+            r = page.evaluate(STATS)
+            if h and r["frames"] < h[-1][1]:
+                h.clear()  # a new peer connection: its counters start again
+            h.append((now, r["frames"]))
+            del h[:-40]
+            old = [s for s in h if now - s[0] >= 1.0]
+            rate = (r["frames"] - old[-1][1]) / (now - old[-1][0]) if old else 0.0
+            ok &= rate >= FLOWING_FPS
+            rates.append(round(rate, 1))
+            states.append(r["state"])
+        return ok, rates, states
+
+    def watch(self, since: float, at_least_s: float, at_most_s: float) -> dict[str, Any]:
+        """Sample for at least ``at_least_s`` and until media flows (at most ``at_most_s``).
+        ``recovered_s``: from ``since`` to the start of the flowing stretch media is in at
+        the end (0 if it never stopped; None if it is not flowing); ``longest_gap_s``."""
+        flow_since: float | None = since
+        gap_start: float | None = None
+        longest_gap = 0.0
+        trace = []
+        while True:
+            now = time.monotonic()
+            ok, rates, states = self.flowing()
+            trace.append([round(now - since, 2), *rates, *states])
+            if ok:
+                if flow_since is None:
+                    flow_since = max(since, now - 1.0)
+                if gap_start is not None:
+                    longest_gap = max(longest_gap, now - 1.0 - gap_start)
+                    gap_start = None
+                if now - since >= at_least_s:
+                    break
+            else:
+                flow_since = None
+                if gap_start is None:
+                    gap_start = now
+            if now - since >= at_most_s:
+                if gap_start is not None:
+                    longest_gap = max(longest_gap, now - gap_start)
+                break
+            time.sleep(0.25)
+        return {"recovered_s": None if flow_since is None else round(flow_since - since, 2),
+                "longest_gap_s": round(max(0.0, longest_gap), 2), "trace": trace}
+
+
+STATS = """async () => {
+  const leg = window.tsunagu && window.tsunagu.leg;
+  if (!leg || !leg.pc) return {frames: 0, state: "none"};
+  const report = await leg.pc.getStats();
+  let frames = 0;
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0;
+  });
+  return {frames, state: leg.pc.connectionState};
+}"""
+
+
+def _still_the_same_call(kiosk: Page, console: Page) -> None:
+    for page in (kiosk, console):
+        expect(page.locator("html")).to_have_attribute("data-state", "in-call",
+                                                       timeout=30_000)
+
+
+def _relay_of(console: Page) -> str:
+    pair = wait_js(console, SELECTED_PAIR)
+    return next(ns for ns in ("dc1", "dc2") if ADDR[ns] == pair["remoteAddress"])
+
+
+def live_calls(lab: Lab) -> int:
+    """How many calls Redis holds as live (asked of the current primary)."""
+    primary = lab.primary()
+    out = lab.run(primary, "redis-cli", "-h", ADDR[primary], "--user", "operator", "--pass",
+                  lab.env["TSUNAGU_REDIS_OPERATOR_PASSWORD"], "--no-auth-warning", "scard",
+                  "{tsunagu}:calls:live").stdout.strip()
+    return int(out)
+
+
+def drill(lab: Lab, browsers: dict[str, Browser]) -> dict[str, Any]:
+    """A live ward-home call through four failures in turn: the Redis primary killed, the
+    signaling node on dc1 killed, the relay serving the call killed, home's link cut for
+    10 s. Returns the set-up time, and per failure ``recovered_s`` (from the failure, or for
+    the cut from the link's return, to media flowing both ways again), ``longest_gap_s`` and
+    the sampled trace; ``live_calls`` at the end (1: the call, never two)."""
+    kiosk, console, setup_s = call(lab, browsers, "home", "alice", "jsl", kiosk_id="k-drill")
+    media = Media([kiosk, console])
+    results: dict[str, dict[str, Any]] = {}
+    assert media.watch(time.monotonic(), 2, 30)["recovered_s"] is not None
+
+    # 1. The Redis primary dies: media does not depend on Redis; signaling follows Sentinel.
+    primary = lab.primary()
+    lab.run(primary, "kill", "-9", str(lab.pid_listening(primary, 6379)))
+    t = time.monotonic()
+    results["redis_primary_killed"] = media.watch(t, 12, 45)
+    _still_the_same_call(kiosk, console)
+
+    # 2. The signaling node on dc1 dies: clients on it resume on dc2 through nginx.
+    lab.run("dc1", "kill", "-9", str(lab.pid_listening("dc1", 8080)))
+    t = time.monotonic()
+    results["signaling_dc1_killed"] = media.watch(t, 12, 45)
+    expect(kiosk.locator("html")).to_have_attribute("data-connection", "open", timeout=30_000)
+    expect(console.locator("#conn")).to_have_attribute("data-status", "open", timeout=30_000)
+    _still_the_same_call(kiosk, console)
+
+    # 3. The relay serving the call dies: both parties re-offer to the other relay.
+    serving = _relay_of(console)
+    lab.run(serving, "kill", "-9", str(lab.pid_listening(serving, 8081)))
+    t = time.monotonic()
+    results["serving_relay_killed"] = media.watch(t, 3, 45)
+    _still_the_same_call(kiosk, console)
+    assert _relay_of(console) != serving
+
+    # 4. home's link is cut for 10 s, then restored.
+    lab.run("core", "ip", "link", "set", "c-homegw", "down")
+    t = time.monotonic()
+    time.sleep(10)
+    lab.run("core", "ip", "link", "set", "c-homegw", "up")
+    restored = time.monotonic()
+    home = media.watch(restored, 3, 45)
+    home["recovered_from_cut_s"] = (None if home["recovered_s"] is None
+                                    else round(home["recovered_s"] + restored - t, 2))
+    results["home_link_cut_10s"] = home
+    _still_the_same_call(kiosk, console)
+
+    results["live_calls"] = live_calls(lab)  # type: ignore[assignment]
+    hang_up(kiosk, console)
+    return {"setup_s": round(setup_s, 2), **results}
+
+
+FAILURES = ("redis_primary_killed", "signaling_dc1_killed", "serving_relay_killed",
+            "home_link_cut_10s")
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The drill's report without the traces."""
+    return {k: {n: v for n, v in r.items() if n != "trace"} if isinstance(r, dict) else r
+            for k, r in report.items()}
