@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from relay import control
 from relay.node import RelayNode
 from relay.registry import HEARTBEAT_S, Registry
+from tsunagu import store
 from tsunagu.rtc_internals import restrict_ice_addresses
 from tsunagu.runtime import tune_gc
 from tsunagu.settings import RelaySettings
@@ -33,7 +33,7 @@ async def serve(settings: RelaySettings) -> None:
 async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: bytes, *,
               public_url: str | None = None) -> None:
     """Serve ``node``'s control API and keep it registered until cancelled."""
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2.0)
+    redis = store.connect(redis_url, timeout_s=2.0)  # redis:// or redis+sentinel://
     runner = web.AppRunner(control.make_app(node, secret), access_log=None)
     await runner.setup()
     try:

@@ -8,12 +8,16 @@ routing client has no automatic retry and a bounded socket timeout.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
+
+from tsunagu.redis_url import is_sentinel_url, parse_sentinel_url
 
 # redis-py's annotations type every reply as ``bytes | str`` whatever the client's
 # decode_responses; ours always decode, so replies are ``str``. The client is typed loosely at
@@ -21,24 +25,50 @@ from redis.retry import Retry
 RedisClient: TypeAlias = Any
 
 
+class BlockingSentinelConnectionPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The primary's pool, found through Sentinel, and bounded like the plain one: callers wait
+    up to ``timeout`` for a free connection.
+
+    Following a failover (redis-py's ``SentinelConnectionPool``): a new connection asks the
+    Sentinels for the primary; when the address changed, idle connections to the old one are
+    closed; a connection released after the change is closed instead of pooled; a command
+    answered READONLY (the old primary demoted) closes its connection."""
+
+
 def connect(url: str, *, timeout_s: float = 2.0, blocking: bool = False,
             max_connections: int = 64) -> RedisClient:
     """A client with no automatic retry; ``blocking`` clients (XREAD BLOCK) get no read timeout.
 
     The pool is bounded and callers wait up to ``timeout_s`` for a free connection, so a burst
-    of requests queues briefly instead of failing or opening hundreds of connections."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=None if blocking else timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        health_check_interval=0 if blocking else 30,
-        max_connections=max_connections,
-        timeout=timeout_s,
-    )
+    of requests queues briefly instead of failing or opening hundreds of connections.
+    ``redis+sentinel://`` URLs (``tsunagu.redis_url``) connect to the primary that the
+    Sentinels name, and follow it when they promote another."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": None if blocking else timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_timeout": False,
+        "health_check_interval": 0 if blocking else 30,
+        "max_connections": max_connections,
+        "timeout": timeout_s,
+    }
+    if is_sentinel_url(url):
+        return _through_sentinel(url, options, timeout_s)
+    pool = aioredis.BlockingConnectionPool.from_url(url, **options)
     return aioredis.Redis(connection_pool=pool)
+
+
+def _through_sentinel(url: str, options: dict[str, Any], timeout_s: float) -> RedisClient:
+    target = parse_sentinel_url(url)
+    sentinel_kwargs = target.sentinel_kwargs(os.environ.get("TSUNAGU_SENTINEL_PASSWORD"))
+    sentinel_kwargs.update(socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                           retry=Retry(NoBackoff(), 0))
+    sentinel = Sentinel(list(target.sentinels),  # type: ignore[no-untyped-call]
+                        sentinel_kwargs=sentinel_kwargs)
+    return sentinel.master_for(target.service, redis_class=aioredis.Redis,
+                               connection_pool_class=BlockingSentinelConnectionPool,
+                               check_connection=True, **target.node_kwargs(), **options)
 
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, ConnectionError, TimeoutError, OSError)

@@ -1,0 +1,30 @@
+"""Failures a city will have, during a live call across the lab (ward kiosk, home console):
+the Redis primary killed, the signaling node on dc1 killed, the relay serving the call killed,
+home's link cut for 10 s. After each the call's media flows again both ways (measured from
+getStats, and written to test-artifacts/lab-failures.json) and the call is the same call."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.deploy import calls
+from tests.deploy.lab import Lab
+
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.timeout(600)]
+ARTIFACTS = Path(os.environ.get("TSUNAGU_TEST_ARTIFACTS", "test-artifacts"))
+
+
+def test_live_call_survives_four_failures(lab: Lab, browsers: dict[str, Browser]) -> None:
+    report = calls.drill(lab, browsers)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "lab-failures.json").write_text(json.dumps(report))
+    print("lab failures:", json.dumps(calls.summary(report)))
+    assert report["live_calls"] == 1  # the call, never assigned twice
+    for name in calls.FAILURES:
+        r = report[name]
+        assert r["recovered_s"] is not None and r["recovered_s"] < 30, (name, r)
