@@ -30,16 +30,18 @@ from relay.forwarder import (
     build_packet,
     media_length,
     parse_header,
+    starts_keyframe,
     translate_extensions,
     unwrap_rtx,
 )
-from relay.leg import Leg
+from relay.leg import Leg, OutStream
 from relay.quality import InboundLoss, call_flags
 from relay.transcode import Transcoder, is_synthetic_source, start_transcoder
 
 logger = logging.getLogger(__name__)
 
 PARTIES = ("kiosk", "interpreter")
+KEYFRAME_ASK_MS = 300.0  # while a receiver waits for its first keyframe, ask this often
 CONNECT_TIMEOUT_S = 15.0  # a leg not connected this long after its answer is reported failed
 EventSink = Callable[[str, str, str, str], Awaitable[None]]  # call_id, party, event, reason
 
@@ -170,6 +172,8 @@ class Call:
             return
         if self._transcoders:
             self._stop_transcoder(src.party, codec.kind)  # the sender moved to a shared codec
+        if video and not self._from_keyframe(src, dst, out, codec.key[0], h, length, now_ms):
+            return
         seq, ts = out.anchor.map(h.ssrc, h.sequence_number, h.timestamp, now_ms,
                                  codec.clock_rate)
         ext = translate_extensions(h, self._id_map(src, dst, codec.kind), out.mid_elem)
@@ -178,6 +182,26 @@ class Call:
         # only the newest packet moves the Sender Report's clock; a late one just counts
         newest = ts if seq == out.anchor.last_seq else None
         dst.send_rtp(out, packet, newest, len(h.payload), video and h.marker == 1)
+
+    def _from_keyframe(self, src: Leg, dst: Leg, out: OutStream, mime: str, h: RtpHeader,
+                       length: int, now_ms: float) -> bool:
+        """Whether a video packet may go to ``dst``: a receiver's video starts at the first
+        packet of a keyframe (of each new source stream), never in the middle of a frame;
+        until one comes its packets are dropped and a keyframe is asked for."""
+        start = out.start
+        if start is not None and start[0] == h.ssrc:
+            # resends of packets from before the start would hand the decoder a fragment
+            return ((h.sequence_number - start[1]) & 0xFFFF) < 0x8000
+        if starts_keyframe(mime, h.payload[:min(length, 32)]):
+            out.start = (h.ssrc, h.sequence_number)
+            return True
+        dst.counters.waiting_keyframe += 1
+        if now_ms - out.asked_keyframe_ms >= KEYFRAME_ASK_MS:
+            out.asked_keyframe_ms = now_ms
+            task = asyncio.ensure_future(self.request_keyframe(src.party))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return False
 
     def _id_map(self, src: Leg, dst: Leg, kind: str) -> dict[int, int] | None:
         """Incoming to outgoing extension ids; None when the block can pass unchanged."""

@@ -138,6 +138,38 @@ def mid_element(mid_id: int | None, mid: str | None) -> bytes:
     return bytes([(mid_id << 4) | (len(value) - 1)]) + value
 
 
+def starts_keyframe(mime: str, payload: bytes) -> bool:
+    """Whether an RTP payload is the first packet of a keyframe: the one point where a new
+    receiver can start decoding (VP8: RFC 7741 section 4; H.264: RFC 6184 section 5)."""
+    if not payload:
+        return False
+    if mime == "video/vp8":
+        first = payload[0]
+        if not first & 0x10 or first & 0x07:  # S: start of a partition; PID 0: the first
+            return False
+        i = 1
+        if first & 0x80:  # X: extensions follow
+            if len(payload) < 2:
+                return False
+            ext = payload[1]
+            i = 2
+            if ext & 0x80:  # I: picture id, 7 or 15 bits
+                i += 2 if len(payload) > i and payload[i] & 0x80 else 1
+            if ext & 0x40:  # L: TL0PICIDX
+                i += 1
+            if ext & 0x30:  # T or K: TID/Y/KEYIDX
+                i += 1
+        return len(payload) > i and not payload[i] & 0x01  # P = 0: a key frame
+    if mime == "video/h264":
+        nal = payload[0] & 0x1F
+        if nal == 24:  # STAP-A: the first NAL unit aggregated
+            return len(payload) > 3 and payload[3] & 0x1F in (5, 7)
+        if nal == 28:  # FU-A: its start fragment
+            return len(payload) > 1 and bool(payload[1] & 0x80) and payload[1] & 0x1F in (5, 7)
+        return nal in (5, 7)  # IDR slice, or the SPS in front of one
+    return True  # a codec without frames spread over packets (audio): start anywhere
+
+
 @dataclass(slots=True)
 class StreamAnchor:
     """Keeps outgoing sequence numbers and timestamps continuous across source changes."""

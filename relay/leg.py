@@ -65,6 +65,10 @@ class OutStream:
     pt_by_key: dict[CodecKey, int]
     anchor: StreamAnchor = field(default_factory=StreamAnchor)
     cache: PacketCache = field(default_factory=PacketCache)
+    # Video reaches this receiver from a keyframe on: the source stream and incoming sequence
+    # number it started at (None: waiting for a keyframe), and when a keyframe was last asked.
+    start: tuple[int, int] | None = None
+    asked_keyframe_ms: float = 0.0
 
 
 class Leg:

@@ -62,6 +62,7 @@ class LegCounters:
     bytes_out: int = 0
     frames_out: int = 0
     dropped_out: int = 0
+    waiting_keyframe: int = 0  # video packets not sent: this receiver waits for a keyframe
     bad_in: int = 0  # packets that could not be forwarded (malformed)
     other_ssrc_in: int = 0  # packets of a second stream of one kind, not forwarded
     transcoded_frames: int = 0  # frames re-encoded for this leg (no codec in common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
@@ -13,6 +14,7 @@ from relay.forwarder import (
     build_packet,
     mid_element,
     parse_header,
+    starts_keyframe,
     translate_extensions,
     unwrap_rtx,
 )
@@ -99,3 +101,46 @@ def test_padding_only_packets_carry_no_media() -> None:
     assert media_length(media, parse_header(media)) == 3
     padded = _struct.pack("!BBHII", 0xA0, 97, 9, 1000, 1234) + b"\x01\x02" + b"\x00\x02"
     assert media_length(padded, parse_header(padded)) == 2
+
+
+def encoded_packets(mime: str, frames: int) -> list[list[bytes]]:
+    """Packets of real frames from aiortc's encoders: a forced keyframe, then deltas."""
+    import fractions
+
+    import av
+    import numpy as np
+    from aiortc.codecs import get_encoder
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    encoder = get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=90000,
+                                                payloadType=96))
+    out = []
+    for n in range(frames):
+        img = np.zeros((240, 320, 3), np.uint8)
+        img[100:140, n * 8:n * 8 + 20] = 255
+        frame = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = n * 3000, fractions.Fraction(1, 90000)
+        packets, _ts = encoder.encode(frame, force_keyframe=n == 0)
+        out.append(packets)
+    return out
+
+
+@pytest.mark.parametrize("mime", ["video/VP8", "video/H264"])
+def test_only_the_first_packet_of_a_keyframe_starts_a_receiver(mime: str) -> None:
+    frames = encoded_packets(mime, 4)
+    key = mime.lower()
+    assert starts_keyframe(key, frames[0][0])
+    assert not any(starts_keyframe(key, p) for p in frames[0][1:])  # the rest of the frame
+    assert not any(starts_keyframe(key, p) for f in frames[1:] for p in f)  # delta frames
+
+
+def test_keyframe_start_of_hand_made_payloads() -> None:
+    assert starts_keyframe("video/vp8", bytes([0x10, 0x00]))  # S, PID 0, P=0
+    assert not starts_keyframe("video/vp8", bytes([0x10, 0x01]))  # an interframe
+    assert not starts_keyframe("video/vp8", bytes([0x00, 0x00]))  # not a start
+    assert not starts_keyframe("video/vp8", bytes([0x90]))  # truncated
+    assert starts_keyframe("video/h264", bytes([0x65]))  # an IDR slice
+    assert starts_keyframe("video/h264", bytes([0x7C, 0x85]))  # FU-A start of an IDR
+    assert not starts_keyframe("video/h264", bytes([0x7C, 0x05]))  # FU-A middle
+    assert not starts_keyframe("video/h264", bytes([0x41]))  # a non-IDR slice
+    assert starts_keyframe("audio/opus", b"\x01")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiortc.rtp import RtcpPsfbPacket
 
+from relay.forwarder import parse_header, starts_keyframe
 from tests.conftest import TEST_SECRET
 from tests.relay.conftest import RunningRelay
-from tests.relay.relay_peers import Peer, connect, wait_for
+from tests.relay.relay_peers import Peer, connect, post_offer, wait_for
 from tsunagu.redis_keys import Keys
 
 pytestmark = pytest.mark.webrtc
@@ -129,3 +133,51 @@ async def test_reoffer_replaces_leg_and_media_resumes(
     finally:
         for peer in (kiosk, interp, interp2):
             await peer.close()
+
+
+async def test_a_receiver_that_joins_late_starts_at_a_keyframe(
+        relay: RunningRelay, http: aiohttp.ClientSession) -> None:
+    """The kiosk has been sending for a while when the interpreter's leg comes up: the first
+    video packet the interpreter gets is the first packet of a keyframe, never the middle of
+    a frame or a frame that needs the ones before it."""
+    kiosk, interp = Peer("kiosk"), Peer("interpreter")
+    # The kiosk answers keyframe requests only after a second (as a busy encoder may): until
+    # its keyframe comes, the relay must hold the interpreter's video back.
+    sender = kiosk.video_sender()
+    handle = sender._handle_rtcp_packet
+    deaf_until = [0.0]
+
+    async def slow_keyframes(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and time.monotonic() < deaf_until[0]:
+            return
+        await handle(packet)
+
+    sender._handle_rtcp_packet = slow_keyframes
+    try:
+        await connect(http, relay.url, TEST_SECRET, "ck", kiosk, "kiosk")
+        await asyncio.sleep(1.5)  # the kiosk's first keyframe is long gone
+        deaf_until[0] = time.monotonic() + 1.0
+        offer = await interp.offer()
+        received: list[bytes] = []
+        dtls = interp.pc.getTransceivers()[0].receiver.transport
+        deliver = dtls._handle_rtp_data
+
+        async def tap(data: bytes, arrival_time_ms: int) -> None:
+            received.append(bytes(data))
+            await deliver(data, arrival_time_ms)
+
+        dtls._handle_rtp_data = tap
+        status, body = await post_offer(http, relay.url, TEST_SECRET, "ck", "interpreter",
+                                        offer)
+        assert status == 200, body
+        await interp.accept(body["sdp"])
+        vp8 = int(re.search(r"a=rtpmap:(\d+) VP8/90000", body["sdp"]).group(1))  # type: ignore[union-attr]
+        await wait_for(lambda: interp.frames["video"] >= 10, 20, "the interpreter decodes")
+        video = [p for p in received if parse_header(p).payload_type == vp8]
+        first = parse_header(video[0])
+        assert starts_keyframe("video/vp8", first.payload), video[0][:24].hex()
+        leg = relay.node.calls["ck"].legs["interpreter"]
+        assert leg.counters.waiting_keyframe > 0  # it did drop the middle of the stream
+    finally:
+        await kiosk.close()
+        await interp.close()
