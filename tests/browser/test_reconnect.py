@@ -97,6 +97,7 @@ def test_a_connected_call_survives_a_signaling_crash(pages, stack) -> None:
         expect(page.locator("html")).to_have_attribute("data-state", "in-call")
     expect(kiosk.locator("html")).to_have_attribute("data-connection", "open", timeout=20_000)
     expect(alice.locator("#conn")).to_have_attribute("data-status", "open", timeout=20_000)
+    kiosk.click("[data-action=chat]")  # the chat opens when used
     kiosk.fill("textarea[name=chat]", "東京都北区王子1-2-3")
     kiosk.press("textarea[name=chat]", "Enter")
     expect(alice.locator("[data-role=chat-log]")).to_contain_text("東京都北区王子1-2-3")
