@@ -8,8 +8,10 @@ requester. Errors leave as ``ProtocolError`` and change nothing.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from signaling.interpreter_view import queue_message
 from signaling.protocol import (
     CallAccept,
     CallCancel,
@@ -250,6 +252,20 @@ async def on_connect(conn: Connection, resumed: bool) -> None:
         languages=[lang.to_wire() for lang in node.catalogue],
         ice_servers=[s for s in node.settings.ice_servers if not _is_turn(s)],
         heartbeat_s=node.settings.heartbeat_s, server_time_ms=now_ms()))
+    if p.role == "interpreter":
+        # The console's idle screen: waiting calls per language and today's own calls,
+        # pushed with every stats snapshot (unsubscribed when the socket closes).
+        node.stats.subscribers[id(conn)] = lambda snap: _push_queue(conn, snap)
+        await _push_queue(conn, await node.stats.snapshot())
+
+
+async def _push_queue(conn: Connection, snap: dict[str, Any]) -> None:
+    p = conn.principal
+    assert p is not None
+    stats = conn.node.stats
+    conn.send("queue", **queue_message(
+        snap, stats.ledger.records.values(), interpreter=p.id, languages=p.languages,
+        day=datetime.now(stats.tz).date(), tz=stats.tz))
 
 
 async def _resume_kiosk(conn: Connection) -> None:

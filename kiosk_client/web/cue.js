@@ -7,6 +7,8 @@
 // Every cue is recorded in `log` ({kind, shownAt, audioAt} in
 // performance.now() milliseconds) for tests and kiosk management tools.
 
+import { pictogram } from "./pictograms.js";
+
 const TONES = {
   connected: [523.25, 659.25, 783.99], // rising: someone is here
   ended: [783.99, 659.25, 523.25], // falling: it is over
@@ -30,11 +32,13 @@ export class Cue {
     } catch { /* no audio on this device: the flash still shows */ }
   }
 
-  /** Flash the whole screen with `text` ({text, ja, tag}) and sound the chime for `kind`. */
+  /** Flash the whole screen with `text` ({text, ja, tag, pictogram?}) and sound the chime for `kind`. */
   show(kind, text) {
     const shownAt = performance.now();
     this.overlay.dataset.kind = kind;
     this.textEl.replaceChildren();
+    const pict = text.pictogram && pictogram(text.pictogram);
+    if (pict) this.textEl.append(pict);
     for (const [s, lang] of [[text.text, text.tag], [text.ja, "ja"]]) {
       if (!s) continue;
       const span = document.createElement("span");

@@ -12,6 +12,7 @@ import { MediaLeg, getLocalMedia, mediaErrorKind } from "/static/common/tsunagu-
 import { ChatPanel, applyText, formatDuration, makeText, setBilingual } from "/static/common/tsunagu-ui.js";
 import { phrase, tagFor } from "/static/kiosk/i18n/index.js";
 import { Cue } from "/static/kiosk/cue.js";
+import { pictogram } from "/static/kiosk/pictograms.js";
 
 const TOKEN_KEY = "tsunagu.kiosk.token";
 const ENDED_HOME_MS = 6000;
@@ -109,13 +110,8 @@ const state = {
 function say(el, key, vars = {}) {
   const p = phrase(state.chosen || "en", key, vars);
   el.replaceChildren();
-  if (p.pictogram) {
-    const pict = document.createElement("span");
-    pict.className = "pict";
-    pict.setAttribute("aria-hidden", "true");
-    pict.textContent = p.pictogram;
-    el.append(pict);
-  }
+  const pict = p.pictogram && pictogram(p.pictogram);
+  if (pict) el.append(pict);
   if (p.text) {
     const own = document.createElement("span");
     own.className = "own";

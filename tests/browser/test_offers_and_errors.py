@@ -115,7 +115,8 @@ def test_camera_blocked_says_what_to_do(pages, shot) -> None:
     expect(problem).to_be_visible()
     expect(problem).to_contain_text("カメラとマイクが使えません")
     expect(problem).to_contain_text("許可")
-    expect(problem).to_contain_text("camera and microphone are blocked")
+    # 日本手話 was chosen: Japanese with a pictogram (no written form of JSL).
+    expect(problem.locator("svg.pict")).to_have_count(1)
     shot(kiosk, "kiosk-camera-blocked")
     kiosk.click("[data-action=cancel]")
     kiosk.wait_for_selector("html[data-state=home]")

@@ -17,7 +17,7 @@ export const TABLES = { en, es, jsl, ko, ne, pt, tl, vi, zh };
 export const JAPANESE = ja;
 
 /** BCP 47 tag for a catalogue code (JSL has no written form: its words are Japanese). */
-export const LANG_TAG = { jsl: "ja", en: "en", zh: "zh-Hans", ko: "ko", vi: "vi", pt: "pt-BR", es: "es", tl: "tl", ne: "ne" };
+export const LANG_TAG = { jsl: "ja", en: "en", zh: "zh", ko: "ko", vi: "vi", pt: "pt", es: "es", tl: "tl", ne: "ne" };
 
 export function tagFor(code) {
   return LANG_TAG[code] || code || "en";
