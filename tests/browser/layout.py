@@ -37,7 +37,11 @@ MEASURE_KIOSK_CALL = r"""() => {
   const self = document.querySelector("video[data-role=self]");
   const selfShown = !!self && !self.hidden && getComputedStyle(self).display !== "none"
     && self.getBoundingClientRect().width > 0;
-  // Sample a 13x13 grid over the picture: the topmost element must be the picture or the self-view.
+  // Sample a 13x13 grid over the picture: the topmost element must be the picture or the
+  // self-view (hit-testing sees elements that ignore the pointer too, for this measure).
+  const seeAll = document.createElement("style");
+  seeAll.textContent = "* { pointer-events: auto !important; }";
+  document.head.append(seeAll);
   const covered = [];
   for (let i = 0; i < 13; i++) for (let j = 0; j < 13; j++) {
     const x = pic.x + (i + 0.5) * pic.w / 13, y = pic.y + (j + 0.5) * pic.h / 13;
@@ -47,6 +51,7 @@ MEASURE_KIOSK_CALL = r"""() => {
     const name = top ? top.tagName.toLowerCase() + (top.id ? "#" + top.id : "") : "none";
     covered.push(`${name}@${Math.round(x)},${Math.round(y)}`);
   }
+  seeAll.remove();
   const status = document.querySelector("[data-role=status]");
   const se = document.scrollingElement;
   return {

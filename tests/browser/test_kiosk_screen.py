@@ -60,6 +60,17 @@ PROBE = r"""
 
 REMOTE_PLAYING = """() => { const v = document.querySelector('video[data-role=remote]');
   return v.videoWidth > 0 && v.readyState >= 2 && document.querySelector('#cue').hidden; }"""
+DIAGNOSE = """async () => {
+  const v = document.querySelector('video[data-role=remote]');
+  const pc = window.tsunagu.leg.pc;
+  const pairs = [];
+  if (pc) (await pc.getStats()).forEach((s) => {
+    if (s.type === 'candidate-pair' || s.type === 'local-candidate') pairs.push(
+      [s.type, s.state || '', s.address || s.ip || '', s.candidateType || '']);
+  });
+  return {w: v.videoWidth, ready: v.readyState, paused: v.paused, cue: document.querySelector('#cue').hidden,
+          pc: pc ? [pc.connectionState, pc.iceConnectionState, pc.signalingState] : null, pairs};
+}"""
 HOLD_ENDED = "() => { clearTimeout(window.tsunagu.state.homeTimer); return true; }"
 
 
@@ -176,8 +187,11 @@ def test_the_flash_covers_the_whole_screen(pages, stack) -> None:
     console.click("[data-action=accept]")
     kiosk.wait_for_selector("#cue:not([hidden])", timeout=5000)
     cover = kiosk.evaluate("""() => {
-      const r = document.querySelector('#cue').getBoundingClientRect();
+      const cue = document.querySelector('#cue');
+      const r = cue.getBoundingClientRect();
+      cue.style.pointerEvents = "auto";  // hit-testing stands in for "painted on top"
       const top = document.elementFromPoint(innerWidth / 2, innerHeight / 2);
+      cue.style.pointerEvents = "";
       return {w: r.width, h: r.height, vw: innerWidth, vh: innerHeight,
               onTop: document.querySelector('#cue').contains(top),
               text: document.querySelector('#cue').textContent}; }""")
@@ -223,7 +237,10 @@ def test_kiosk_screens_firefox(pages, stack, firefox, lab_link) -> None:
     _firefox_sizes(firefox, "waiting")
     console.click("[data-action=accept]")
     firefox.wait("kiosk", "() => document.documentElement.dataset.state === 'in-call'")
-    firefox.wait("kiosk", REMOTE_PLAYING, timeout=30)
+    try:
+        firefox.wait("kiosk", REMOTE_PLAYING, timeout=30)
+    except TimeoutError:
+        raise AssertionError(firefox.evaluate("kiosk", DIAGNOSE)) from None
     cues = firefox.evaluate("kiosk", "() => window.tsunagu.cue.log")
     assert [c["kind"] for c in cues] == ["connected"], cues
 

@@ -22,6 +22,10 @@ const browser = await puppeteer.launch({
   extraPrefsFirefox: {
     "media.navigator.streams.fake": true,
     "media.navigator.permission.disabled": true,
+    // Real host candidates (198.18.0.1 in the test namespace), not mDNS names the relay cannot resolve.
+    "media.peerconnection.ice.obfuscate_host_addresses": false,
+    // The relay answers from 127.0.0.1 in the tests: accept loopback remote candidates.
+    "media.peerconnection.ice.loopback": true,
     "media.autoplay.default": 0,
     "media.autoplay.block-webaudio": false,
     "network.captive-portal-service.enabled": false,
