@@ -68,7 +68,8 @@ DIAGNOSE = """async () => {
     if (s.type === 'candidate-pair' || s.type === 'local-candidate') pairs.push(
       [s.type, s.state || '', s.address || s.ip || '', s.candidateType || '']);
   });
-  return {w: v.videoWidth, ready: v.readyState, paused: v.paused, cue: document.querySelector('#cue').hidden,
+  return {w: v.videoWidth, ready: v.readyState, paused: v.paused,
+          cue: document.querySelector('#cue').hidden,
           pc: pc ? [pc.connectionState, pc.iceConnectionState, pc.signalingState] : null, pairs};
 }"""
 HOLD_ENDED = "() => { clearTimeout(window.tsunagu.state.homeTimer); return true; }"
