@@ -155,3 +155,39 @@ def test_one_token_on_two_screens_the_newer_wins(pages, stack) -> None:
     older.click("[data-language=jsl]")  # and it works
     older.wait_for_selector("html[data-state=waiting]")
     older.click("[data-action=cancel]")
+
+
+def test_wait_estimate_range_and_nobody_free(pages) -> None:
+    """[data-role=wait-estimate] shows the server's range (data-min-s/data-max-s), falls back to
+    estimated_wait_s, and the status says plainly when nobody is free (never "soon")."""
+    kiosk = pages.kiosk("k2", portrait=False)
+    kiosk.click("[data-language=vi]")
+    pages.wait_js(kiosk, "() => window.tsunagu.state.call && window.tsunagu.state.call.id")
+    estimate = kiosk.locator("[data-role=wait-estimate]")
+    status = kiosk.locator("[data-role=status]")
+    tell = """(fields) => window.tsunagu.client.dispatchEvent(new CustomEvent("call.position",
+        {detail: {type: "call.position", call_id: window.tsunagu.state.call.id, position: 2,
+                  ...fields}}))"""
+    # As the server sends it today: one number.
+    kiosk.evaluate(tell, {"estimated_wait_s": 400})
+    expect(estimate).to_have_attribute("data-min-s", "400")
+    expect(estimate).to_have_attribute("data-max-s", "400")
+    expect(estimate).to_contain_text("khoảng 7 phút")
+    # A range, with nobody for the language free.
+    kiosk.evaluate(tell, {"estimated_wait_s": 400, "estimated_wait_min_s": 240,
+                          "estimated_wait_max_s": 600, "reason": "none_available"})
+    expect(estimate).to_have_attribute("data-min-s", "240")
+    expect(estimate).to_have_attribute("data-max-s", "600")
+    expect(estimate).to_contain_text("4–10 phút")
+    expect(estimate.locator('[lang="ja"]')).to_contain_text("4〜10分")
+    expect(status).to_have_attribute("data-reason", "none-available")
+    expect(status).to_contain_text("đang bận hoặc vắng mặt")
+    text = kiosk.evaluate("() => document.body.innerText")
+    assert "まもなく" not in text and "soon" not in text.lower()
+    kiosk.screenshot(path=str(screenshot_path("kiosk-waiting-none-available-vi-1180x800-chromium")))
+    # Someone became free: the reason goes away.
+    kiosk.evaluate(tell, {"estimated_wait_s": 5, "available": 1})
+    expect(status).not_to_have_attribute("data-reason", "none-available")
+    expect(estimate).to_have_attribute("data-max-s", "5")
+    kiosk.click("[data-action=cancel]")
+    kiosk.wait_for_selector("html[data-state=home]")

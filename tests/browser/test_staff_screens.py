@@ -220,3 +220,75 @@ def test_supervisor_first_screen_counts_people_once(pages, stack) -> None:
     assert call_id in [r[0] for r in shown()] and all(r[3] == "南区" for r in shown())
     sup.set_viewport_size({"width": 1280, "height": 800})
     sup.screenshot(path=str(screenshot_path("supervisor-today-1280x800-chromium")), full_page=True)
+
+
+SIGN_IN = """([user, password]) => {
+  document.querySelector('input[name=username]').value = user;
+  document.querySelector('input[name=password]').value = password;
+  return true;
+}"""
+
+
+def test_staff_screens_firefox(pages, stack, firefox, lab_link) -> None:
+    """The console (in a real call with a Chromium kiosk) and the supervisor, in Firefox."""
+    from tests.browser.conftest import PASSWORD
+
+    assert stack.relay is not None, f"relay did not start: {stack.relay_error}"
+    firefox.open("sup", f"{stack.url}/supervisor", 1280, 800)
+    firefox.evaluate("sup", SIGN_IN, ["sup", PASSWORD])
+    firefox.click("sup", "button[type=submit]")
+    firefox.wait("sup", "() => /^\\d+$/.test(document.querySelector('[data-stat=answered]')"
+                        ".dataset.value || '')")
+    firefox.open("alice", f"{stack.url}/console", 1280, 800)
+    firefox.evaluate("alice", SIGN_IN, ["alice", PASSWORD])
+    firefox.click("alice", "button[type=submit]")
+    firefox.wait("alice", "() => ['away', 'available', 'wrapup'].includes("
+                          "document.documentElement.dataset.state)")
+    if firefox.evaluate("alice", "() => document.documentElement.dataset.state") != "away":
+        firefox.click("alice", "[data-action=away]")
+        firefox.wait("alice", "() => document.documentElement.dataset.state === 'away'")
+    firefox.wait("alice", "() => document.querySelector('video[data-role=preview]').videoWidth > 0")
+    for w, h in STAFF_SIZES:
+        firefox.viewport("alice", w, h)
+        firefox.screenshot("alice", screenshot_path(f"console-away-{w}x{h}-firefox"))
+    kiosk = pages.kiosk("k1", portrait=False)
+    kiosk.click("[data-language=jsl]")
+    firefox.wait("alice", "() => document.querySelector("
+                          "'[data-role=queue] li[data-language=jsl]').dataset.waiting === '1'")
+    firefox.click("alice", "[data-action=available]")
+    firefox.wait("alice", "() => document.documentElement.dataset.state === 'ringing'")
+    for w, h in STAFF_SIZES:
+        firefox.viewport("alice", w, h)
+        firefox.screenshot("alice", screenshot_path(f"console-ringing-{w}x{h}-firefox"))
+    firefox.click("alice", "[data-action=accept]")
+    kiosk.wait_for_selector("html[data-state=in-call]")
+    firefox.wait("alice", "() => document.querySelector('video[data-role=remote]').videoWidth > 0",
+                 timeout=30)
+    kiosk.click("[data-action=chat]")
+    for n in range(8):
+        kiosk.fill("textarea[name=chat]", f"番号 {n}")
+        kiosk.press("textarea[name=chat]", "Enter")
+    firefox.wait("alice", "() => document.querySelectorAll('[data-role=chat-log] li').length === 8")
+    problems = []
+    for w, h in STAFF_SIZES:
+        firefox.viewport("alice", w, h)
+        firefox.evaluate("alice", "() => new Promise((r) => setTimeout(r, 300))")
+        firefox.screenshot("alice", screenshot_path(f"console-in-call-{w}x{h}-firefox"))
+        m = firefox.evaluate("alice", MEASURE_CONSOLE_CALL)
+        problems += [f"firefox {w}x{h}: {p}" for p in console_problems(m)]
+        print(f"console firefox {w}x{h}: video {m['video']}, chat shows {m['chatShown']}")
+    m = firefox.evaluate("sup", MEASURE_SUPERVISOR)
+    for part in ("calls", "interpreters", "alerts"):
+        assert m[part] is not None and m[part]["bottom"] <= m["vh"], (part, m[part])
+    for w, h in STAFF_SIZES:
+        firefox.viewport("sup", w, h)
+        firefox.screenshot("sup", screenshot_path(f"supervisor-live-{w}x{h}-firefox"))
+    firefox.click("alice", "[data-action=hangup]")
+    firefox.wait("alice", "() => document.documentElement.dataset.state === 'wrapup'")
+    for w, h in STAFF_SIZES:
+        firefox.viewport("alice", w, h)
+        firefox.screenshot("alice", screenshot_path(f"console-wrapup-{w}x{h}-firefox"))
+    assert not firefox.errors()
+    firefox.close_page("alice")
+    firefox.close_page("sup")
+    assert not problems, "\n".join(problems)
