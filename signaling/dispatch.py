@@ -254,8 +254,8 @@ async def on_connect(conn: Connection, resumed: bool) -> None:
         heartbeat_s=node.settings.heartbeat_s, server_time_ms=now_ms()))
     if p.role == "interpreter":
         # The console's idle screen: waiting calls per language and today's own calls,
-        # pushed with every stats snapshot (unsubscribed when the socket closes).
-        node.stats.subscribers[id(conn)] = lambda snap: _push_queue(conn, snap)
+        # pushed once per stats interval (unsubscribed when the socket closes).
+        node.stats.watchers[id(conn)] = lambda snap: _push_queue(conn, snap)
         await _push_queue(conn, await node.stats.snapshot())
 
 

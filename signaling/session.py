@@ -325,6 +325,7 @@ class Connection:
     async def _closed(self) -> None:
         self.node.connections.discard(self)
         self.node.stats.subscribers.pop(id(self), None)
+        self.node.stats.watchers.pop(id(self), None)
         if self.principal is None or not self.node.bus.detach(self.client_id, self):
             return
         log.info("client %s: disconnected (session %s)", self.client_id, self.session_id)
