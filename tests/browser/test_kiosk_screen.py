@@ -116,6 +116,12 @@ def test_kiosk_screens_chromium(pages, stack) -> None:
         numbers["home"][size] = {"scroll_height": m["scrollH"], "broken": m["broken"]}
         problems += [f"home {size}: {p}" for p in home_problems(m, LANGUAGES)]
 
+    # Nobody speaks Vietnamese here: the error screen, in Vietnamese beside Japanese.
+    kiosk.click("[data-language=vi]")
+    kiosk.wait_for_selector("html[data-state=error]")
+    kiosk.evaluate(HOLD_ENDED)
+    _chromium_sizes(kiosk, "error-no-interpreter")
+    kiosk.click("#error-back")
     kiosk.set_viewport_size({"width": 800, "height": 600})
     kiosk.click("[data-language=jsl]")
     console.wait_for_selector("html[data-state=ringing]")
@@ -232,6 +238,11 @@ def test_kiosk_screens_firefox(pages, stack, firefox, lab_link) -> None:
         numbers["home"][size] = {"scroll_height": m["scrollH"], "broken": m["broken"]}
         problems += [f"home {size}: {p}" for p in home_problems(m, LANGUAGES)]
 
+    firefox.click("kiosk", "[data-language=vi]")
+    firefox.wait("kiosk", "() => document.documentElement.dataset.state === 'error'")
+    firefox.evaluate("kiosk", HOLD_ENDED)
+    _firefox_sizes(firefox, "error-no-interpreter")
+    firefox.click("kiosk", "#error-back")
     firefox.viewport("kiosk", 800, 600)
     firefox.click("kiosk", "[data-language=jsl]")
     console.wait_for_selector("html[data-state=ringing]")
@@ -265,6 +276,10 @@ def test_kiosk_screens_firefox(pages, stack, firefox, lab_link) -> None:
     firefox.evaluate("kiosk", HOLD_ENDED)
     firefox.wait("kiosk", "() => document.querySelector('#cue').hidden")
     _firefox_sizes(firefox, "ended")
+    # The same token opened on another screen: this one steps aside.
+    pages.new(f"/kiosk#token={stack.kiosks['k2']}", width=800, height=600, has_touch=True)
+    firefox.wait("kiosk", "() => document.documentElement.dataset.state === 'elsewhere'")
+    _firefox_sizes(firefox, "elsewhere")
     _save("firefox", numbers)
     assert not firefox.errors()
     firefox.close_page("kiosk")
