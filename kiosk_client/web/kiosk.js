@@ -56,6 +56,7 @@ const ui = {
   banner: $("#net-banner"),
   languages: $("#languages"),
   status: $("[data-role=status]"),
+  waitingLanguage: $("#waiting-language"),
   waitingPosition: $("#waiting-position"),
   waitingEstimate: $("[data-role=wait-estimate]"),
   waitingElapsed: $("#waiting-elapsed"),
@@ -289,6 +290,19 @@ function renderWaiting() {
   if (!call) return;
   if (call.noneAvailable) setStatus("waiting.none_available", {}, "none-available");
   else setStatus("waiting.title");
+  // Which language was called, in its own script and in Japanese (for the clerk).
+  const label = languageLabel(call.language);
+  const native = document.createElement("span");
+  native.lang = tagFor(call.language);
+  native.textContent = label.native;
+  ui.waitingLanguage.replaceChildren(native);
+  if (/[\u3040-\u30ff\u4e00-\u9fff]/.test(label.ja) && label.ja !== label.native) {
+    const ja = document.createElement("span");
+    ja.className = "sub";
+    ja.lang = "ja";
+    ja.textContent = label.ja;
+    ui.waitingLanguage.append(" ", ja);
+  }
   if (typeof call.position === "number") {
     say(ui.waitingPosition, call.position <= 1 ? "waiting.next" : "waiting.position", { n: call.position });
   } else {

@@ -171,7 +171,8 @@ def test_kiosk_screens_chromium(pages, stack) -> None:
     kiosk.wait_for_selector("html[data-state=ended]")
     kiosk.evaluate(HOLD_ENDED)
     probe = kiosk.evaluate("() => ({probe: window.__probe, cues: window.tsunagu.cue.log})")
-    ended = next(m["at"] for m in probe["probe"]["messages"] if m["type"] == "call.ended")
+    ended = next(m["at"] for m in probe["probe"]["messages"]
+                 if m["type"] == "call.ended" and m["at"] > connected)
     cue = next(c for c in probe["cues"] if c["kind"] == "ended")
     assert 0 <= cue["shownAt"] - ended < 1000, probe
     sounds = [a for a in probe["probe"]["audio"] if a["at"] >= ended]
