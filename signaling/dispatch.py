@@ -35,6 +35,7 @@ from tsunagu.server_messages import (
     MediaAnswer,
     MediaFailed,
     Presence,
+    Queue,
     Stats,
     Welcome,
     dump_server_message,
@@ -259,6 +260,15 @@ async def on_connect(conn: Connection, resumed: bool) -> None:
         languages=[lang.to_wire() for lang in conn.catalogue],
         ice_servers=[s for s in conn.settings.ice_servers if not _is_turn(s)],
         heartbeat_s=conn.settings.heartbeat_s, server_time_ms=now_ms())))
+    if p.role == "interpreter":
+        # The console's idle screen: waiting calls per language and today's own calls,
+        # pushed once per stats interval (unsubscribed when the socket closes).
+        conn.watch_stats(lambda snap: _push_queue(conn, snap))
+        await _push_queue(conn, await conn.stats_snapshot())
+
+
+async def _push_queue(conn: Connection, snap: dict[str, Any]) -> None:
+    conn.send(Queue.of(**conn.queue_view(snap)))
 
 
 async def _resume_kiosk(conn: Connection) -> None:

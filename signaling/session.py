@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -24,6 +25,7 @@ from aiohttp import WSMsgType, web
 from signaling import dispatch
 from signaling.accounts import Principal
 from signaling.connection import StatsListener
+from signaling.interpreter_view import queue_message
 from signaling.media import RelayPool, ice_servers_for
 from signaling.node import Node
 from signaling.positions import read_places
@@ -213,6 +215,19 @@ class Connection:
         else:
             self.node.stats.subscribers[id(self)] = listener
 
+    def watch_stats(self, listener: StatsListener | None) -> None:
+        if listener is None:
+            self.node.stats.watchers.pop(id(self), None)
+        else:
+            self.node.stats.watchers[id(self)] = listener
+
+    def queue_view(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        assert self.principal is not None
+        stats = self.node.stats
+        return queue_message(snapshot, stats.ledger.records.values(),
+                             interpreter=self.principal.id, languages=self.principal.languages,
+                             day=datetime.now(stats.tz).date(), tz=stats.tz)
+
     # -- lifecycle -----------------------------------------------------------
     @property
     def client_id(self) -> str:
@@ -374,6 +389,7 @@ class Connection:
     async def _closed(self) -> None:
         self.node.connections.discard(self)
         self.subscribe_stats(None)
+        self.watch_stats(None)
         if self.principal is None or not self.node.bus.detach(self.client_id, self):
             return
         log.info("client %s: disconnected (session %s)", self.client_id, self.session_id)

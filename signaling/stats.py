@@ -129,6 +129,9 @@ class StatsService:
         self.tz = ZoneInfo(settings.timezone)
         self.ledger = Ledger()
         self.subscribers: dict[int, Push] = {}
+        # Pushed once per interval only, never per change: interpreters' consoles (`queue`),
+        # many more than supervisors, need no faster view of the queues.
+        self.watchers: dict[int, Push] = {}
         # Called with the (event, call id) pairs of each batch of routing events.
         self.on_change: list[Callable[[list[tuple[str, str]]], Awaitable[None]]] = []
 
@@ -172,7 +175,7 @@ class StatsService:
                 await asyncio.sleep(1.0)
 
     async def _follow(self, interval: float) -> None:
-        last_push = 0.0
+        last_push = last_watch = 0.0
         loop = asyncio.get_running_loop()
         while True:
             # Block a little under the interval: with the snapshot's own time, pushes still
@@ -187,10 +190,17 @@ class StatsService:
                 for hook in self.on_change:
                     await hook(changed)
             due = loop.time() - last_push >= interval * 0.8
-            if self.subscribers and (changed or due):
+            pushes = list(self.subscribers.values()) if changed or due else []
+            if pushes:
                 await asyncio.sleep(0.05)  # let a burst of transitions settle into one push
-                await self.push_all()
                 last_push = loop.time()
+            if self.watchers and loop.time() - last_watch >= interval * 0.8:
+                pushes += self.watchers.values()
+                last_watch = loop.time()
+            if pushes:
+                snap = await self.snapshot()
+                for push in pushes:
+                    await push(snap)
             self.ledger.forget_before(now_ms() - 2 * 86_400_000)
 
     async def push_all(self) -> None:

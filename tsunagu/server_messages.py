@@ -165,6 +165,18 @@ class Stats(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Queue(ServerMessage):
+    """An interpreter's view of the queues: waiting calls per own language, the oldest
+    wait, and the interpreter's own calls today (docs/protocol.md)."""
+
+    TYPE: ClassVar[str] = "queue"
+    at_ms: int
+    languages: dict[str, Any]
+    oldest_wait_s: dict[str, Any]
+    today_calls: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unknown(ServerMessage):
     """A message type this client does not know (a newer server): kept, never an error."""
 
@@ -175,7 +187,7 @@ SERVER_MESSAGES: dict[str, type[ServerMessage]] = {
     cls.TYPE: cls
     for cls in (Welcome, Ack, Error, Presence, CallQueued, CallPosition, CallOffer,
                 CallOfferCancelled, CallConnected, CallEnded, MediaAnswer, MediaFailed, Chat,
-                Stats)
+                Stats, Queue)
 }
 
 

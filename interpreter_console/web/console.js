@@ -1,5 +1,7 @@
-// /console: the interpreter's page. Presence, the ringing offer, the call
-// (video, chat, transfer, media quality) and wrap-up.
+// /console: the interpreter's page. Presence, the idle screen (camera
+// preview, calls waiting per language, today's own calls: the server's
+// `queue` message), the ringing offer, the call (video, chat, transfer, media
+// quality, [data-role=call-facts]) and wrap-up.
 //
 // <html data-state> is the hook: away, available, ringing, in-call, wrapup.
 
@@ -35,6 +37,16 @@ const TEXT = {
   "f.counter": { ja: "窓口", en: "Counter" },
   "f.procedure": { ja: "手続き", en: "Procedure" },
   "f.waited": { ja: "待ち時間", en: "Waited" },
+  "video.preview": { ja: "自分のカメラの確認", en: "Your camera" },
+  "idle.preview_hint": { ja: "受付を始める前に、明るさと映る位置を確かめてください。", en: "Check the light and framing before taking calls." },
+  "queue.title": { ja: "待っている呼び出し", en: "Calls waiting" },
+  "queue.waiting": { ja: "{n}件", en: "{n} waiting" },
+  "queue.oldest": { ja: "最長 {t}", en: "oldest {t}" },
+  "mine.title": { ja: "今日の自分の通話", en: "My calls today" },
+  "mine.none": { ja: "今日の通話はまだありません", en: "No calls yet today" },
+  "mine.live": { ja: "通話中", en: "live" },
+  "col.time": { ja: "時刻", en: "Time" },
+  "col.talk": { ja: "通話", en: "Talk" },
   "call.title": { ja: "通話中", en: "In a call" },
   "video.remote": { ja: "相談者の映像", en: "Resident's video" },
   "video.self": { ja: "自分の映像", en: "Your video" },
@@ -42,7 +54,8 @@ const TEXT = {
   "title.ringing": { ja: "● 着信", en: "Incoming" },
   "title.idle": { ja: "通訳者コンソール", en: "Interpreter console" },
   "quality.label": { ja: "映像品質", en: "Media" },
-  "call.facts": { ja: "{language} · {ward} {counter}番窓口", en: "{language} · {ward} counter {counter}" },
+  "call.facts": { ja: "{language} · {ward} {counter}番窓口", en: "{language_en}, counter {counter}" },
+  "call.procedure": { ja: "手続き: {p}", en: "Procedure: {p}" },
   "call.timer": { ja: "通話時間 {t}", en: "Duration {t}" },
   "call.mute": { ja: "マイクを切る", en: "Mute" },
   "call.unmute": { ja: "マイクを入れる", en: "Unmute" },
@@ -88,7 +101,11 @@ const ui = {
   ringProcedure: $("#ring-procedure"),
   ringWaited: $("#ring-waited"),
   ringCountdown: $("#ring-countdown"),
-  callFacts: $("#call-facts"),
+  callFacts: $("#call-facts-line"),
+  callProcedure: $("#call-procedure"),
+  preview: $("video[data-role=preview]"),
+  queue: $("[data-role=queue]"),
+  myCalls: $("[data-role=my-calls]"),
   callTimer: $("#call-timer"),
   quality: $("#quality"),
   remote: $("video[data-role=remote]"),
@@ -196,6 +213,7 @@ function render() {
   const title = t(next === "ringing" ? "title.ringing" : "title.idle");
   document.title = `${title.ja} / ${title.en} — tsunagu`;
   if (next === "available" || next === "away") {
+    showPreview();
     const lines = [t(next === "available" ? "idle.available" : "idle.away")];
     if (state.note) lines.unshift(state.note);
     setBilingual(ui.idleHint, {
@@ -266,18 +284,34 @@ function showMediaProblem(kind) {
   }
 }
 
-async function ensureLocalMedia() {
-  if (state.stream && state.stream.getTracks().some((tr) => tr.readyState === "live")) return state.stream;
-  try {
-    state.stream = await getLocalMedia();
-    ui.self.srcObject = state.stream;
-    showMediaProblem(null);
-    applyToggles();
-  } catch (err) {
-    state.stream = null;
-    showMediaProblem(mediaErrorKind(err));
+function ensureLocalMedia() {
+  if (state.stream && state.stream.getTracks().some((tr) => tr.readyState === "live")) return Promise.resolve(state.stream);
+  // The idle preview and an answer may both ask at once: one camera request.
+  if (!state.mediaPending) {
+    state.mediaPending = (async () => {
+      try {
+        state.stream = await getLocalMedia();
+        ui.self.srcObject = state.stream;
+        showMediaProblem(null);
+        applyToggles();
+      } catch (err) {
+        state.stream = null;
+        showMediaProblem(mediaErrorKind(err));
+      }
+      state.mediaPending = null;
+      return state.stream;
+    })();
   }
-  return state.stream;
+  return state.mediaPending;
+}
+
+/** The camera on the idle screen, so light and framing can be fixed before a call. */
+async function showPreview() {
+  const stream = await ensureLocalMedia();
+  if (stream && ui.preview.srcObject !== stream) {
+    ui.preview.srcObject = stream;
+    ui.preview.play().catch(() => {});
+  }
 }
 
 function stopMedia() {
@@ -285,6 +319,7 @@ function stopMedia() {
   if (state.stream) for (const tr of state.stream.getTracks()) tr.stop();
   state.stream = null;
   ui.self.srcObject = null;
+  ui.preview.srcObject = null;
   ui.quality.textContent = "";
   delete ui.quality.dataset.level;
 }
@@ -326,6 +361,55 @@ function onWelcome(msg) {
   const langs = (user.languages || []).map(languageName).join(", ");
   ui.me.textContent = `${user.name || user.id || ""}${langs ? ` — ${langs}` : ""}`;
   fillTransferLanguages();
+}
+
+/** The server's `queue` message: calls waiting per language, and my calls today. */
+function onQueue(msg) {
+  const items = Object.entries(msg.languages || {}).map(([code, waiting]) => {
+    const li = document.createElement("li");
+    li.dataset.language = code;
+    li.dataset.waiting = String(waiting);
+    if (waiting > 0) li.classList.add("has-waiting");
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = languageName(code);
+    const count = document.createElement("span");
+    count.className = "count inline";
+    setBilingual(count, t("queue.waiting", { n: waiting }));
+    li.append(name, count);
+    const oldest = (msg.oldest_wait_s || {})[code];
+    if (waiting > 0 && oldest) {
+      const o = document.createElement("span");
+      o.className = "oldest inline";
+      setBilingual(o, t("queue.oldest", { t: formatDuration(oldest) }));
+      li.append(o);
+    }
+    return li;
+  });
+  ui.queue.replaceChildren(...items);
+  const rows = (msg.today_calls || []).map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.call = c.call_id;
+    const time = new Date(c.answered_ms).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit" });
+    const talk = typeof c.talk_s === "number" ? formatDuration(c.talk_s) : `${t("mine.live").ja} / ${t("mine.live").en}`;
+    for (const [text, cls] of [[time, ""], [languageName(c.language), ""], [c.ward || "", ""], [c.counter || "", ""], [talk, "num"]]) {
+      const td = document.createElement("td");
+      if (cls) td.className = cls;
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 5;
+    td.className = "empty";
+    setBilingual(td, t("mine.none"));
+    tr.append(td);
+    rows.push(tr);
+  }
+  ui.myCalls.replaceChildren(...rows);
 }
 
 function fillTransferLanguages() {
@@ -381,6 +465,7 @@ async function onConnected(msg) {
       language: peer.language || (offer && offer.language),
       ward: peer.ward || (offer && offer.ward) || "",
       counter: peer.counter || (offer && offer.counter) || "",
+      procedure: (offer && offer.procedure) || peer.procedure || "",
       since: Date.now(),
     };
     chat.clear();
@@ -388,7 +473,12 @@ async function onConnected(msg) {
   state.offer = null;
   state.note = null;
   const c = state.call;
-  setBilingual(ui.callFacts, t("call.facts", { language: languageName(c.language), ward: c.ward, counter: c.counter }));
+  const lang = state.languages.find((l) => l.code === c.language) || {};
+  setBilingual(ui.callFacts, t("call.facts", {
+    language: lang.name || c.language, language_en: lang.name_en || c.language, ward: c.ward, counter: c.counter,
+  }));
+  if (c.procedure) setBilingual(ui.callProcedure, t("call.procedure", { p: c.procedure }));
+  else ui.callProcedure.replaceChildren();
   setBilingual(ui.quality, t("call.quality_wait"));
   fillTransferLanguages();
   $("#transfer-error").hidden = true;
@@ -486,6 +576,7 @@ const session = startStaffSession({
     client.on("status", setConn);
     client.on("welcome", onWelcome);
     client.on("presence", onPresence);
+    client.on("queue", onQueue);
     client.on("call.offer", onOffer);
     client.on("call.offer_cancelled", onOfferCancelled);
     client.on("call.connected", onConnected);

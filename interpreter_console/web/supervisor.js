@@ -1,6 +1,9 @@
-// /supervisor: live queues, interpreters, calls, today's numbers, a chart of
-// waits through the day and the CSV report. Everything comes from `stats`
-// (stats.subscribe over the WebSocket); nothing reloads.
+// /supervisor: live calls, interpreters and alerts first (above the fold at
+// 1280x800), then the queues per language, today's calls (filterable), the
+// CSV report and a chart of waits through the day. Live data comes from
+// `stats` (stats.subscribe over the WebSocket); today's calls from the CSV
+// endpoint, fetched again when today's count changes. A person is counted
+// once: calls in progress are counted as calls, not per language.
 
 import { applyText, formatDuration, makeText, setBilingual } from "/static/common/tsunagu-ui.js";
 import { LOGIN_TEXT, startStaffSession } from "/static/staff/staff-session.js";
@@ -24,6 +27,22 @@ const TEXT = {
   "stat.asa": { ja: "平均待ち時間", en: "Mean wait" },
   "stat.abandon": { ja: "放棄率", en: "Abandon rate" },
   "stat.offered": { ja: "受付", en: "Offered" },
+  "stat.in_call": { ja: "通話中の呼び出し", en: "Calls in progress" },
+  "stat.free": { ja: "受付可の通訳者", en: "Interpreters free" },
+  "alerts.title": { ja: "注意", en: "Alerts" },
+  "alerts.none": { ja: "いまは問題ありません", en: "Nothing needs attention" },
+  "alarm.nobody": { ja: "{language}: {n}件待ち、受付可の通訳者がいません", en: "{language}: {n} waiting, no interpreter free" },
+  "alarm.long": { ja: "{language}: 最長 {t} 待っています", en: "{language}: the oldest call has waited {t}" },
+  "queues.note": { ja: "「受付可」は、その言語を受けられる人数です（複数言語の人は各言語に数えます）。通話中の数は上の「通話中の呼び出し」です。", en: "“Free” is how many people could take the language now (someone with two languages counts for each); calls in progress are counted once, above." },
+  "day.title": { ja: "今日の呼び出し", en: "Today's calls" },
+  "day.count": { ja: "{n}件", en: "{n} calls" },
+  "day.none": { ja: "該当する呼び出しはありません", en: "No calls match" },
+  "filter.all": { ja: "すべて", en: "All" },
+  "col.time": { ja: "時刻", en: "Time" },
+  "col.outcome": { ja: "結果", en: "Outcome" },
+  "outcome.answered": { ja: "応答", en: "Answered" },
+  "outcome.abandoned": { ja: "放棄", en: "Abandoned" },
+  "outcome.failed": { ja: "不成立", en: "Failed" },
   "queues.title": { ja: "言語別の待ち", en: "Queues by language" },
   "tile.oldest": { ja: "最長待ち", en: "Oldest wait" },
   "tile.available": { ja: "受付可", en: "Available" },
@@ -31,7 +50,9 @@ const TEXT = {
   "tile.in_call": { ja: "通話中", en: "In call" },
   "tile.wrapup": { ja: "後処理", en: "Wrap-up" },
   "tile.away": { ja: "離席", en: "Away" },
-  "tile.today": { ja: "今日 応答{answered}件・応答率{sl}%・平均{asa}秒", en: "Today {answered} answered, {sl}% in time, mean {asa} s" },
+  "tile.today": { ja: "今日 応答{answered}件", en: "Today {answered} answered" },
+  "tile.today_sl": { ja: "応答率{sl}%", en: "{sl}% in time" },
+  "tile.today_asa": { ja: "平均{asa}秒", en: "mean wait {asa} s" },
   "alarm": { ja: "{language}: 待っている人がいて、応答できる通訳者がいないか、待ちが長くなっています", en: "{language}: callers are waiting with nobody free, or waiting too long" },
   "calls.title": { ja: "進行中の呼び出し", en: "Live calls" },
   "calls.none": { ja: "進行中の呼び出しはありません", en: "No live calls" },
@@ -80,6 +101,10 @@ const ui = {
   interpreters: $("#interpreters"),
   chart: $("#chart"),
   csvStatus: $("#csv-status"),
+  alerts: $("#alerts"),
+  dayCalls: $("#day-calls"),
+  dayCount: $("#day-count"),
+  dayFilter: $("#day-filter"),
   announce: $("#announce"),
 };
 
@@ -139,6 +164,9 @@ function renderToday(snap) {
   const today = snap.today || {};
   const waiting = (snap.languages || []).reduce((n, l) => n + (l.waiting || 0), 0);
   setStat("waiting", waiting, 0);
+  // Each call and each person once, whatever languages they speak.
+  setStat("in_call", (snap.calls || []).filter((c) => c.state === "connected" || c.state === "connecting").length, 0);
+  setStat("available_interpreters", (snap.interpreters || []).filter((i) => i.state === "available").length, 0);
   setStat("answered", today.answered, 0);
   setStat("offered", today.offered, 0);
   setStat("service_level_pct", today.service_level_pct, 1);
@@ -155,10 +183,11 @@ function renderTiles(snap) {
     const alarm = l.waiting > 0 && (l.available === 0 || (l.oldest_wait_s || 0) > slS);
     if (alarm) alarms.add(l.code);
     const dl = el("dl");
+    // Per language only what belongs to the language: its queue, and who could take it now.
+    // People in a call are not counted here (one person of two languages would read as two).
     const rows = [
-      ["tile.oldest", formatDuration(l.oldest_wait_s || 0)],
-      ["tile.available", l.available], ["tile.offered", l.offered], ["tile.in_call", l.in_call],
-      ["tile.wrapup", l.wrapup], ["tile.away", l.away],
+      ["tile.oldest", l.waiting ? formatDuration(l.oldest_wait_s || 0) : "–"],
+      ["tile.available", l.available ?? 0],
     ];
     for (const [key, value] of rows) {
       dl.append(el("dt", {}, bilingual(t(key))), el("dd", { "data-field": key.slice(5) }, value ?? 0));
@@ -171,6 +200,7 @@ function renderTiles(snap) {
       todayLine(snap.today && snap.today.by_language && snap.today.by_language[l.code])));
   }
   ui.tiles.replaceChildren(...tiles);
+  renderAlerts(snap, alarms, slS);
   const fresh = [...alarms].filter((c) => !state.alarms.has(c));
   if (fresh.length) {
     ui.announce.textContent = fresh.map((c) => {
@@ -183,10 +213,27 @@ function renderTiles(snap) {
 
 function todayLine(day) {
   if (!day) return "";
-  const text = t("tile.today", {
-    answered: day.answered ?? 0, sl: fmtNum(day.service_level_pct, 0), asa: fmtNum(day.asa_s),
-  });
+  // Only numbers that exist: no "mean – s" before any call was answered.
+  const parts = [t("tile.today", { answered: day.answered ?? 0 })];
+  if (typeof day.service_level_pct === "number") parts.push(t("tile.today_sl", { sl: fmtNum(day.service_level_pct, 0) }));
+  if (typeof day.asa_s === "number") parts.push(t("tile.today_asa", { asa: fmtNum(day.asa_s) }));
+  const text = { ja: parts.map((p) => p.ja).join("・"), en: parts.map((p) => p.en).join(", ") };
   return el("p", { class: "tile-today" }, bilingual(text));
+}
+
+function renderAlerts(snap, alarms, slS) {
+  const items = [];
+  for (const l of snap.languages || []) {
+    if (!alarms.has(l.code)) continue;
+    const text = l.available === 0
+      ? t("alarm.nobody", { language: languageName(l.code), n: l.waiting })
+      : t("alarm.long", { language: languageName(l.code), t: formatDuration(l.oldest_wait_s || 0) });
+    items.push(el("li", { class: "alert-item", "data-language": l.code }, bilingual(text)));
+  }
+  if (!items.length) items.push(el("li", { class: "empty" }, bilingual(t("alerts.none"))));
+  ui.alerts.replaceChildren(...items);
+  ui.alerts.dataset.count = String(alarms.size);
+  void slS;
 }
 
 function interpreterName(id, snap) {
@@ -319,6 +366,93 @@ function onStats(msg) {
   if (typeof msg.at_ms === "number") state.skew = msg.at_ms - Date.now();
   state.snapshot = msg;
   render();
+  // A call ended: the list of today's calls (finished calls) has a new row.
+  const key = `${msg.today ? msg.today.offered : ""}|${(msg.calls || []).map((c) => c.call_id).join(",")}`;
+  if (key !== state.dayKey) {
+    state.dayKey = key;
+    loadDay();
+  }
+}
+
+// --- today's calls (the CSV of today, in a table with filters) ----------------
+
+/** Parse the report CSV (RFC 4180 quoting) into objects keyed by the header row. */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false; else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") { row.push(field); field = ""; } else if (ch === "\n" || ch === "\r") {
+      if (ch === "\r" && text[i + 1] === "\n") i++;
+      row.push(field); field = "";
+      if (row.some((f) => f !== "")) rows.push(row);
+      row = [];
+    } else field += ch;
+  }
+  if (field !== "" || row.length) { row.push(field); rows.push(row); }
+  const [header, ...body] = rows;
+  if (!header) return [];
+  const names = header.map((h) => h.replace(/^\ufeff/, ""));
+  // Section 13: fields that would start a formula carry a leading '.
+  const clean = (v) => (/^'[=+\-@\t\r]/.test(v) ? v.slice(1) : v);
+  return body.map((r) => Object.fromEntries(names.map((n, k) => [n, clean(r[k] ?? "")])));
+}
+
+async function loadDay() {
+  const token = state.client && state.client.currentToken();
+  if (!token) return;
+  const day = dateFormat.format(new Date());
+  try {
+    const res = await fetch(`/api/calls.csv?from=${day}&to=${day}`, {
+      headers: { Authorization: `Bearer ${token}` }, credentials: "same-origin",
+    });
+    if (!res.ok) return;
+    state.day = parseCsv(await res.text());
+    fillDayFilters();
+    renderDay();
+  } catch { /* the next change tries again */ }
+}
+
+function fillDayFilters() {
+  const form = ui.dayFilter;
+  const all = t("filter.all");
+  const options = {
+    language: [...new Set(state.day.map((c) => c.language))].sort().map((v) => [v, languageName(v)]),
+    ward: [...new Set(state.day.map((c) => c.ward))].sort().map((v) => [v, v]),
+    outcome: ["answered", "abandoned", "failed"].map((v) => [v, `${t(`outcome.${v}`).ja} / ${t(`outcome.${v}`).en}`]),
+  };
+  for (const [name, list] of Object.entries(options)) {
+    const select = form.elements[name];
+    const current = select.value;
+    select.replaceChildren(el("option", { value: "" }, `${all.ja} / ${all.en}`),
+      ...list.map(([value, label]) => el("option", { value }, label)));
+    select.value = list.some(([v]) => v === current) ? current : "";
+  }
+}
+
+function renderDay() {
+  const f = ui.dayFilter.elements;
+  const want = { language: f.language.value, ward: f.ward.value, outcome: f.outcome.value };
+  const calls = (state.day || []).filter((c) => Object.entries(want).every(([k, v]) => !v || c[k] === v));
+  calls.sort((a, b) => String(b.enqueued).localeCompare(String(a.enqueued)));
+  const rows = calls.map((c) => {
+    const time = c.enqueued ? new Date(c.enqueued).toLocaleTimeString("ja-JP", { timeZone: TIME_ZONE, hour: "2-digit", minute: "2-digit" }) : "";
+    const outcome = TEXT[`outcome.${c.outcome}`] ? `${t(`outcome.${c.outcome}`).ja} / ${t(`outcome.${c.outcome}`).en}` : c.outcome;
+    return el("tr", { "data-call": c.call_id, "data-outcome": c.outcome, "data-language": c.language },
+      el("td", {}, time), el("td", {}, c.ward), el("td", {}, c.counter), el("td", {}, languageName(c.language)),
+      el("td", { class: "num" }, c.wait_s ? formatDuration(Number(c.wait_s)) : "–"),
+      el("td", { class: "num" }, c.talk_s && Number(c.talk_s) > 0 ? formatDuration(Number(c.talk_s)) : "–"),
+      el("td", {}, outcome));
+  });
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 7, class: "empty" }, bilingual(t("day.none")))));
+  ui.dayCalls.replaceChildren(...rows);
+  setBilingual(ui.dayCount, t("day.count", { n: calls.length }));
+  ui.dayCount.classList.add("inline");
 }
 
 // Durations tick between snapshots.
@@ -359,6 +493,8 @@ async function downloadCsv(from, to) {
 // --- wiring ------------------------------------------------------------------
 
 applyText(t);
+ui.dayFilter.addEventListener("change", renderDay);
+ui.dayFilter.addEventListener("submit", (ev) => ev.preventDefault());
 const csvForm = $("#csv");
 const today = dateFormat.format(new Date());
 csvForm.elements.from.value = today;

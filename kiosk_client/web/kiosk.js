@@ -1,64 +1,35 @@
 // /kiosk: the counter tablet. One tap on a language calls an interpreter.
 //
-// States (on <html data-state>): home, waiting, in-call, ended, error.
+// States (on <html data-state>): home, waiting, in-call, ended, error, and
+// elsewhere (the same device token is open on another screen, which won).
+// After a language is chosen every sentence is shown in that language beside
+// Japanese (./i18n/); the status sentence is [data-role=status].
 // The device token arrives once as /kiosk#token=… and is kept in
 // localStorage; the resume session is kept in sessionStorage by the client.
 
 import { TsunaguClient } from "/static/common/tsunagu-client.js";
 import { MediaLeg, getLocalMedia, mediaErrorKind } from "/static/common/tsunagu-media.js";
 import { ChatPanel, applyText, formatDuration, makeText, setBilingual } from "/static/common/tsunagu-ui.js";
+import { phrase, tagFor } from "/static/kiosk/i18n/index.js";
+import { Cue } from "/static/kiosk/cue.js";
+import { pictogram } from "/static/kiosk/pictograms.js";
 
 const TOKEN_KEY = "tsunagu.kiosk.token";
 const ENDED_HOME_MS = 6000;
 const ERROR_HOME_MS = 20000;
 const RESYNC_MS = 5000;
 
+// Words shown before a language is chosen (Japanese with English): the home
+// screen, the tablet's own problems. Everything after the choice comes from
+// the per-language tables in ./i18n/.
 const TEXT = {
   "home.title": { ja: "ことばを選んでください", en: "Choose your language" },
-  "home.hint": { ja: "押すと通訳者を呼びます", en: "Tap a language to call an interpreter" },
   "home.loading": { ja: "準備しています…", en: "Getting ready…" },
-  "waiting.title": { ja: "通訳者を呼んでいます", en: "Calling an interpreter" },
-  "waiting.requesting": { ja: "受付中です…", en: "Requesting…" },
-  "waiting.position": { ja: "順番: {n}番目", en: "Your place in line: {n}" },
-  "waiting.next": { ja: "次の順番です", en: "You are next" },
-  "waiting.estimate": { ja: "待ち時間の目安: 約{m}分", en: "Estimated wait: about {m} min" },
-  "waiting.estimate_soon": { ja: "まもなくつながります", en: "Connecting soon" },
-  "waiting.elapsed": { ja: "待っている時間 {t}", en: "Waiting for {t}" },
-  "waiting.cancel": { ja: "やめる", en: "Cancel" },
-  "call.title": { ja: "通話中", en: "In a call" },
   "video.remote": { ja: "通訳者の映像", en: "Interpreter's video" },
   "video.self": { ja: "自分の映像", en: "Your video" },
-  "call.peer": { ja: "通訳者: {name}", en: "Interpreter: {name}" },
-  "call.mute": { ja: "マイクを切る", en: "Mute" },
-  "call.unmute": { ja: "マイクを入れる", en: "Unmute" },
-  "call.camera": { ja: "カメラを切る", en: "Camera off" },
-  "call.camera_on": { ja: "カメラを入れる", en: "Camera on" },
-  "call.hangup": { ja: "通話を終わる", en: "End call" },
-  "call.connecting": { ja: "映像をつないでいます…", en: "Connecting video…" },
-  "chat.title": { ja: "文字で伝える（名前・番号・住所など）", en: "Type (names, numbers, addresses)" },
   "chat.label": { ja: "メッセージ", en: "Message" },
-  "chat.placeholder": { ja: "ここに入力", en: "Type here" },
-  "chat.send": { ja: "送る", en: "Send" },
-  "chat.me": { ja: "窓口", en: "Counter" },
-  "ended.title": { ja: "通話が終わりました", en: "The call has ended" },
-  "ended.hint": { ja: "まもなく最初の画面に戻ります", en: "Returning to the start screen shortly" },
-  "ended.peer_lost": { ja: "通訳者との接続が切れました。必要なら、もう一度呼んでください。", en: "The connection to the interpreter was lost. Call again if you need to." },
-  "ended.failed": { ja: "通話が途中で切れました。必要なら、もう一度呼んでください。", en: "The call was cut off. Call again if you need to." },
-  "ended.thanks": { ja: "ご利用ありがとうございました。", en: "Thank you." },
-  "back": { ja: "最初の画面に戻る", en: "Back to start" },
-  "error.title": { ja: "お知らせ", en: "Notice" },
-  "error.no_interpreter": {
-    ja: "ただいま、この言語の通訳者がいません。窓口の職員にお知らせください。しばらくしてから、もう一度お試しください。",
-    en: "No interpreter for this language is available right now. Please tell the counter staff, and try again later.",
-  },
-  "error.timeout": {
-    ja: "通訳者につながりませんでした。しばらくしてから、もう一度お試しください。",
-    en: "We could not reach an interpreter. Please try again in a little while.",
-  },
-  "error.failed": {
-    ja: "通訳者を呼べませんでした。もう一度お試しください。続く場合は職員にお知らせください。",
-    en: "The interpreter could not be called. Please try again; if it keeps happening, tell the staff.",
-  },
+  "elsewhere.text": { ja: "このタブレットは別の画面で開かれています", en: "This tablet is open on another screen" },
+  "elsewhere.reconnect": { ja: "この画面で使う", en: "Use this screen" },
   "error.no_token": {
     ja: "このタブレットはまだ登録されていません。管理者に登録用のリンクを開いてもらってください。",
     en: "This tablet is not registered yet. Ask the administrator to open its registration link.",
@@ -67,36 +38,15 @@ const TEXT = {
     ja: "このタブレットの登録が無効になっています。管理者に連絡してください。",
     en: "This tablet's registration is no longer valid. Please contact the administrator.",
   },
-  "media.permission": {
-    ja: "カメラとマイクが使えません。画面の「許可」を押すか、ブラウザの設定でこのページのカメラとマイクを許可してください。",
-    en: "The camera and microphone are blocked. Tap “Allow”, or allow them for this page in the browser settings.",
-  },
-  "media.nodevice": {
-    ja: "カメラまたはマイクが見つかりません。つながっているか確かめて、職員にお知らせください。",
-    en: "No camera or microphone was found. Check that they are connected, and tell the staff.",
-  },
-  "media.busy": {
-    ja: "カメラが他のアプリで使われています。他のアプリを閉じてから、もう一度お試しください。",
-    en: "The camera is in use by another app. Close the other app, then try again.",
-  },
-  "media.other": {
-    ja: "カメラとマイクを使えませんでした。職員にお知らせください。",
-    en: "The camera and microphone could not be started. Please tell the staff.",
-  },
-  "net.lost": {
-    ja: "ネットワークが切れています。自動でつなぎ直しています。このままお待ちください。",
-    en: "The network connection is lost. Reconnecting automatically; please wait.",
-  },
-  "net.back": { ja: "ネットワークに再接続しました。", en: "Reconnected to the network." },
 };
 
-// Names in each language's own script, and in Japanese, for the default
-// catalogue; other languages fall back to what the server sends.
+// Names in each language's own script, for the default catalogue; other
+// languages fall back to what the server sends.
 const NATIVE = {
   jsl: "日本手話", en: "English", zh: "中文", ko: "한국어", vi: "Tiếng Việt",
   pt: "Português", es: "Español", tl: "Tagalog", ne: "नेपाली",
 };
-const LANG_TAG = { jsl: "ja", tl: "tl", ne: "ne", zh: "zh", ko: "ko", vi: "vi", pt: "pt", es: "es", en: "en" };
+const CUE_MS = 1500;
 
 const t = makeText(TEXT);
 const root = document.documentElement;
@@ -105,19 +55,21 @@ const $ = (sel) => document.querySelector(sel);
 const ui = {
   banner: $("#net-banner"),
   languages: $("#languages"),
+  status: $("[data-role=status]"),
   waitingLanguage: $("#waiting-language"),
   waitingPosition: $("#waiting-position"),
-  waitingEstimate: $("#waiting-estimate"),
+  waitingEstimate: $("[data-role=wait-estimate]"),
   waitingElapsed: $("#waiting-elapsed"),
   waitingMedia: $("#waiting-media"),
   callMedia: $("#call-media"),
-  callPeer: $("#call-peer"),
   remote: $("video[data-role=remote]"),
   self: $("video[data-role=self]"),
+  selfToggle: $("[data-action=toggle-self]"),
+  chatToggle: $("[data-action=chat]"),
+  chatPanel: $("#chat"),
   mute: $("#btn-mute"),
   camera: $("#btn-camera"),
   endedReason: $("#ended-reason"),
-  errorMessage: $("#error-message"),
   announce: $("#announce"),
 };
 
@@ -139,7 +91,8 @@ function storedToken() {
 
 const state = {
   languages: [],
-  call: null, // {id, language, position, estimate, since}
+  chosen: null, // the language code the resident chose (their words until home)
+  call: null, // {id, language, position, estimate, estMin, estMax, noneAvailable, since}
   stream: null,
   mediaProblem: null,
   homeTimer: null,
@@ -149,10 +102,64 @@ const state = {
   cancelNext: 0, // when cancel was pressed before the call had an id
   tick: null,
   wasDown: false,
+  statusKey: null, // [key, vars] of the status sentence, to redraw it
 };
 
-function announce(text) {
-  ui.announce.textContent = `${text.ja} ${text.en}`;
+// --- words -------------------------------------------------------------------
+
+/** Fill `el` with the sentence `key` in the chosen language beside Japanese. */
+function say(el, key, vars = {}) {
+  const p = phrase(state.chosen || "en", key, vars);
+  el.replaceChildren();
+  const pict = p.pictogram && pictogram(p.pictogram);
+  if (pict) el.append(pict);
+  if (p.text) {
+    const own = document.createElement("span");
+    own.className = "own";
+    own.lang = p.tag;
+    own.textContent = p.text;
+    el.append(own);
+  }
+  const ja = document.createElement("span");
+  ja.className = "ja";
+  ja.lang = "ja";
+  ja.textContent = p.ja;
+  el.append(ja);
+  return p;
+}
+
+/** The status sentence ([data-role=status], lang = the chosen language's tag). */
+function setStatus(key, vars = {}, reason = null) {
+  state.statusKey = key ? [key, vars] : null;
+  ui.status.lang = state.chosen ? tagFor(state.chosen) : "ja";
+  if (reason) ui.status.dataset.reason = reason; else delete ui.status.dataset.reason;
+  if (!key) { ui.status.replaceChildren(); return; }
+  const p = say(ui.status, key, vars);
+  ui.status.lang = state.chosen ? tagFor(state.chosen) : p.tag;
+}
+
+/** The status sentence for things that happen before any language is chosen (ja + en). */
+function setStatusBilingual(text) {
+  state.statusKey = null;
+  ui.status.lang = "ja";
+  delete ui.status.dataset.reason;
+  setBilingual(ui.status, text);
+}
+
+/** Every static label of the call screens in the chosen language ([data-t] markup). */
+function applyChosen() {
+  for (const el of document.querySelectorAll("[data-t]")) say(el, el.dataset.t);
+  const ph = phrase(state.chosen || "en", "chat.placeholder");
+  $("textarea[name=chat]").placeholder = ph.text ? `${ph.text} / ${ph.ja}` : ph.ja;
+  $("textarea[name=chat]").lang = ph.tag;
+  chat.labels.me = phrase(state.chosen || "en", "chat.me").ja;
+  applyToggles();
+}
+
+function announce(key) {
+  const p = phrase(state.chosen || "en", key);
+  ui.announce.lang = p.tag;
+  ui.announce.textContent = `${p.text} ${p.ja}`.trim();
 }
 
 function setState(next, reason) {
@@ -167,6 +174,7 @@ function setState(next, reason) {
     "in-call": () => $("[data-action=hangup]"),
     ended: () => $("#view-ended [data-action=home]"),
     error: () => $("#error-back"),
+    elsewhere: () => $("[data-action=reconnect]"),
   }[next];
   const el = focusTarget && focusTarget();
   if (el) el.focus({ preventScroll: true });
@@ -174,7 +182,7 @@ function setState(next, reason) {
 
 function languageLabel(code) {
   const lang = state.languages.find((l) => l.code === code) || { code };
-  const native = lang.name || NATIVE[code] || code;
+  const native = NATIVE[code] || lang.name || code;
   // The catalogue (welcome.languages) carries the Japanese name; under a name that is already
   // Japanese (日本手話) the English one is shown instead.
   let ja = lang.name_ja || lang.name_en || "";
@@ -198,7 +206,7 @@ function renderLanguages(languages) {
     const label = languageLabel(lang.code);
     const native = document.createElement("span");
     native.className = "native";
-    native.lang = LANG_TAG[lang.code] || lang.code;
+    native.lang = tagFor(lang.code);
     native.textContent = label.native;
     const sub = document.createElement("span");
     sub.className = "sub";
@@ -214,65 +222,117 @@ function renderLanguages(languages) {
 function goHome() {
   stopMedia();
   state.call = null;
+  state.chosen = null;
   chat.clear();
+  openChat(false);
+  setStatus(null);
   setState("home");
 }
 
-function showEnded(text) {
+function showEnded(key) {
   stopMedia();
-  setBilingual(ui.endedReason, text);
+  setStatus("ended.title");
+  say(ui.endedReason, key);
   setState("ended");
-  announce(t("ended.title"));
+  announce("ended.title");
   state.homeTimer = setTimeout(goHome, ENDED_HOME_MS);
 }
 
 function showError(key) {
   stopMedia();
   state.call = null;
-  setBilingual(ui.errorMessage, t(key));
-  setState("error", key.replace(/^error\./, ""));
-  announce(t(key));
   const permanent = key === "error.no_token" || key === "error.unauthorized";
+  if (permanent) setStatusBilingual(t(key));
+  else { setStatus(key); announce(key); }
+  setState("error", key.replace(/^error\./, ""));
   $("#error-back").hidden = permanent;
   if (!permanent) state.homeTimer = setTimeout(goHome, ERROR_HOME_MS);
 }
 
 // --- waiting -------------------------------------------------------------------
 
+const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/** What call.queued / call.position say about the wait (a range when the server sends one). */
+function waitFacts(msg) {
+  const est = num(msg.estimated_wait_s);
+  const none = msg.reason === "none_available" || msg.reason === "none-available"
+    || msg.none_available === true || msg.available === 0;
+  return {
+    estimate: est,
+    estMin: num(msg.estimated_wait_min_s) ?? est,
+    estMax: num(msg.estimated_wait_max_s) ?? est,
+    noneAvailable: none,
+  };
+}
+
+function renderEstimate(call) {
+  const el = ui.waitingEstimate;
+  if (call.estMin === null || call.estMax === null) {
+    el.replaceChildren();
+    delete el.dataset.minS;
+    delete el.dataset.maxS;
+    return;
+  }
+  const lo = Math.min(call.estMin, call.estMax);
+  const hi = Math.max(call.estMin, call.estMax);
+  el.dataset.minS = String(Math.round(lo));
+  el.dataset.maxS = String(Math.round(hi));
+  const a = Math.floor(lo / 60);
+  const b = Math.max(1, Math.ceil(hi / 60));
+  if (hi < 60) say(el, "waiting.estimate_short");
+  else if (a === b || Math.round(lo / 60) === Math.round(hi / 60)) say(el, "waiting.estimate", { m: Math.max(1, Math.round(hi / 60)) });
+  else say(el, "waiting.estimate_range", { a: Math.max(0, a), b });
+}
+
 function renderWaiting() {
   const call = state.call;
   if (!call) return;
+  if (call.noneAvailable) setStatus("waiting.none_available", {}, "none-available");
+  else setStatus("waiting.title");
+  // Which language was called, in its own script and in Japanese (for the clerk).
   const label = languageLabel(call.language);
-  ui.waitingLanguage.textContent = label.native === label.ja ? label.native : `${label.native}`;
+  const native = document.createElement("span");
+  native.lang = tagFor(call.language);
+  native.textContent = label.native;
+  ui.waitingLanguage.replaceChildren(native);
+  if (/[\u3040-\u30ff\u4e00-\u9fff]/.test(label.ja) && label.ja !== label.native) {
+    const ja = document.createElement("span");
+    ja.className = "sub";
+    ja.lang = "ja";
+    ja.textContent = label.ja;
+    ui.waitingLanguage.append(" ", ja);
+  }
   if (typeof call.position === "number") {
-    setBilingual(ui.waitingPosition,
-      call.position <= 1 ? t("waiting.next") : t("waiting.position", { n: call.position }));
+    say(ui.waitingPosition, call.position <= 1 ? "waiting.next" : "waiting.position", { n: call.position });
   } else {
-    setBilingual(ui.waitingPosition, t("waiting.requesting"));
+    say(ui.waitingPosition, "waiting.requesting");
   }
-  if (typeof call.estimate === "number") {
-    const minutes = Math.max(1, Math.round(call.estimate / 60));
-    setBilingual(ui.waitingEstimate,
-      call.estimate < 45 ? t("waiting.estimate_soon") : t("waiting.estimate", { m: minutes }));
-  } else {
-    ui.waitingEstimate.replaceChildren();
-  }
+  renderEstimate(call);
   renderElapsed();
 }
 
 function renderElapsed() {
   if (!state.call || root.dataset.state !== "waiting") return;
   const s = (Date.now() - state.call.since) / 1000;
-  setBilingual(ui.waitingElapsed, t("waiting.elapsed", { t: formatDuration(s) }));
+  say(ui.waitingElapsed, "waiting.elapsed", { t: formatDuration(s) });
+}
+
+function newCall(code) {
+  return { id: null, language: code, position: null, estimate: null, estMin: null, estMax: null,
+    noneAvailable: false, since: Date.now() };
 }
 
 async function requestCall(code) {
   if (state.call || !client.ready) return;
-  state.call = { id: null, language: code, position: null, estimate: null, since: Date.now() };
+  cue.unlock(); // the tap is the gesture that lets the chime play later
+  state.chosen = code;
+  applyChosen();
+  state.call = newCall(code);
   chat.clear();
   setState("waiting");
   renderWaiting();
-  announce(t("waiting.title"));
+  announce("waiting.title");
   ensureLocalMedia(); // ask for the camera now, not when the interpreter is already there
   try {
     const reply = await client.request("call.request", { language: code });
@@ -296,11 +356,15 @@ function onQueued(msg) {
   }
   const since = state.call && state.call.id === msg.call_id ? state.call.since : Date.now();
   const sameLanguage = state.call && state.call.language === msg.language;
+  if (!state.chosen || !sameLanguage) {
+    state.chosen = msg.language; // a resumed tablet, or a transfer to another language
+    applyChosen();
+  }
   state.call = {
+    ...newCall(msg.language),
     id: msg.call_id,
-    language: msg.language,
     position: msg.position,
-    estimate: msg.estimated_wait_s,
+    ...waitFacts(msg),
     since: sameLanguage && state.call.since ? state.call.since : since,
   };
   if (root.dataset.state !== "waiting") {
@@ -314,7 +378,7 @@ function onPosition(msg) {
   if (!state.call || (state.call.id && state.call.id !== msg.call_id)) return;
   state.call.id = msg.call_id;
   state.call.position = msg.position;
-  state.call.estimate = msg.estimated_wait_s;
+  Object.assign(state.call, waitFacts(msg));
   renderWaiting();
 }
 
@@ -324,7 +388,7 @@ function showMediaProblem(kind) {
   state.mediaProblem = kind;
   for (const el of [ui.waitingMedia, ui.callMedia]) {
     if (kind) {
-      setBilingual(el, t(`media.${kind}`));
+      say(el, `media.${kind}`);
       el.hidden = false;
     } else {
       el.hidden = true;
@@ -347,13 +411,24 @@ async function ensureLocalMedia() {
 }
 
 function applyToggles() {
-  if (!state.stream) return;
   const muted = ui.mute.getAttribute("aria-pressed") === "true";
   const camOff = ui.camera.getAttribute("aria-pressed") === "true";
-  for (const tr of state.stream.getAudioTracks()) tr.enabled = !muted;
-  for (const tr of state.stream.getVideoTracks()) tr.enabled = !camOff;
-  setBilingual(ui.mute, t(muted ? "call.unmute" : "call.mute"));
-  setBilingual(ui.camera, t(camOff ? "call.camera_on" : "call.camera"));
+  const selfHidden = ui.selfToggle.getAttribute("aria-pressed") === "true";
+  if (state.stream) {
+    for (const tr of state.stream.getAudioTracks()) tr.enabled = !muted;
+    for (const tr of state.stream.getVideoTracks()) tr.enabled = !camOff;
+  }
+  ui.self.hidden = selfHidden;
+  say(ui.mute, muted ? "call.unmute" : "call.mute");
+  say(ui.camera, camOff ? "call.camera_on" : "call.camera");
+  say(ui.selfToggle, selfHidden ? "call.self_show" : "call.self_hide");
+}
+
+function openChat(open) {
+  ui.chatPanel.hidden = !open;
+  ui.chatToggle.setAttribute("aria-expanded", String(open));
+  if (open) root.dataset.chat = "open"; else delete root.dataset.chat;
+  say(ui.chatToggle, open ? "chat.close" : "chat.open");
 }
 
 function stopLeg() {
@@ -368,19 +443,22 @@ function stopMedia() {
   ui.mute.setAttribute("aria-pressed", "false");
   ui.camera.setAttribute("aria-pressed", "false");
   applyToggles();
-  setBilingual(ui.mute, t("call.mute"));
-  setBilingual(ui.camera, t("call.camera"));
   showMediaProblem(null);
 }
 
 async function onConnected(msg) {
   const fresh = root.dataset.state !== "in-call" || !state.call || state.call.id !== msg.call_id;
-  state.call = { ...(state.call || {}), id: msg.call_id, language: (msg.peer && msg.peer.language) || (state.call && state.call.language) };
+  const language = (msg.peer && msg.peer.language) || (state.call && state.call.language);
+  state.call = { ...(state.call || {}), id: msg.call_id, language };
+  if (!state.chosen && language) {
+    state.chosen = language;
+    applyChosen();
+  }
   if (fresh) {
     setState("in-call");
-    const name = (msg.peer && msg.peer.name) || "";
-    setBilingual(ui.callPeer, t("call.peer", { name }));
-    announce(t("call.title"));
+    setStatus("call.peer", { name: (msg.peer && msg.peer.name) || "" });
+    if (!msg.resumed) cue.show("connected", phrase(state.chosen || "en", "call.connected"));
+    announce("call.connected");
   }
   const stream = await ensureLocalMedia();
   if (!state.call || state.call.id !== msg.call_id) return;
@@ -395,20 +473,21 @@ function onEnded(msg) {
   if (reason === "transferred") {
     // Back in the queue for another language; call.queued follows.
     stopLeg();
-    state.call = { ...(state.call || {}), id: null, position: null, estimate: null };
+    state.call = { ...newCall(state.call.language), since: state.call.since || Date.now() };
     setState("waiting");
     renderWaiting();
     return;
   }
   const wasInCall = root.dataset.state === "in-call";
   state.call = null;
+  if (wasInCall) cue.show("ended", phrase(state.chosen || "en", "ended.title"));
   if (reason === "cancelled" && !wasInCall) { goHome(); return; }
   if (reason === "no_interpreter") { showError("error.no_interpreter"); return; }
   if (!wasInCall && (reason === "timeout")) { showError("error.timeout"); return; }
   if (!wasInCall && reason !== "hangup") { showError("error.failed"); return; }
-  if (reason === "peer_lost") showEnded(t("ended.peer_lost"));
-  else if (reason === "failed") showEnded(t("ended.failed"));
-  else showEnded(t("ended.thanks"));
+  if (reason === "peer_lost") showEnded("ended.peer_lost");
+  else if (reason === "failed") showEnded("ended.failed");
+  else showEnded("ended.thanks");
 }
 
 // --- connection ----------------------------------------------------------------
@@ -419,7 +498,7 @@ function onStatus(status) {
   clearTimeout(bannerTimer);
   if (status === "open") {
     if (state.wasDown) {
-      setBilingual(ui.banner, t("net.back"));
+      say(ui.banner, "net.back");
       ui.banner.className = "banner good";
       ui.banner.hidden = false;
       bannerTimer = setTimeout(() => { ui.banner.hidden = true; }, 4000);
@@ -431,15 +510,28 @@ function onStatus(status) {
     state.wasDown = true;
     // A blip shorter than a second and a half is not worth alarming anyone.
     bannerTimer = setTimeout(() => {
-      setBilingual(ui.banner, t("net.lost"));
+      say(ui.banner, "net.lost");
       ui.banner.className = "banner alert";
       ui.banner.hidden = false;
     }, status === "offline" ? 0 : 1500);
+  } else if (status === "replaced") {
+    ui.banner.hidden = true;
   }
   for (const b of ui.languages.querySelectorAll("button")) b.disabled = status !== "open";
 }
 
+/** Another screen opened this tablet's token and now holds it: stop until tapped. */
+function onReplaced() {
+  clearTimeout(state.resyncTimer);
+  stopMedia();
+  state.call = null;
+  state.chosen = null;
+  setStatus(null);
+  setState("elsewhere");
+}
+
 function onWelcome(msg) {
+  if (root.dataset.state === "elsewhere") setState("home");
   if (Array.isArray(msg.languages) && msg.languages.length) renderLanguages(msg.languages);
   for (const b of ui.languages.querySelectorAll("button")) b.disabled = false;
   // A resumed session repeats call.queued / call.connected at once. If
@@ -463,7 +555,7 @@ function onWelcome(msg) {
     state.resyncSeen = false;
     state.resyncTimer = setTimeout(() => {
       if (!state.resyncSeen && state.call && state.call.id === id) {
-        if (root.dataset.state === "in-call") showEnded(t("ended.failed"));
+        if (root.dataset.state === "in-call") showEnded("ended.failed");
         else showError("error.failed");
       }
     }, RESYNC_MS);
@@ -474,16 +566,16 @@ function onWelcome(msg) {
 
 takeTokenFromHash();
 applyText(t);
-applyToggles();
 
-const client = new TsunaguClient({ token: storedToken, sessionKey: "tsunagu.kiosk.session" });
+const cue = new Cue($("#cue"), $("#cue-text"), CUE_MS);
+const client = new TsunaguClient({ token: storedToken, sessionKey: "tsunagu.kiosk.session", stopWhenReplaced: true });
 const leg = new MediaLeg(client, { remoteVideo: ui.remote });
 const chat = new ChatPanel({
   form: $("#chat-form"),
   input: $("textarea[name=chat]"),
   log: $("[data-role=chat-log]"),
   myRole: "kiosk",
-  labels: { me: `${t("chat.me").ja} / ${t("chat.me").en}` },
+  labels: { me: "窓口" },
   onSend: async (text) => {
     if (!state.call || !state.call.id) return false;
     try {
@@ -494,9 +586,12 @@ const chat = new ChatPanel({
     }
   },
 });
+applyChosen();
+openChat(false);
 
 client.on("status", onStatus);
 client.on("welcome", onWelcome);
+client.on("replaced", onReplaced);
 client.on("unauthorized", (m) => showError(m && m.code === "no_token" ? "error.no_token" : "error.unauthorized"));
 for (const type of ["call.queued", "call.position", "call.connected"]) {
   client.on(type, () => { state.resyncSeen = true; });
@@ -505,7 +600,12 @@ client.on("call.queued", onQueued);
 client.on("call.position", onPosition);
 client.on("call.connected", onConnected);
 client.on("call.ended", onEnded);
-client.on("chat", (m) => { if (state.call && m.call_id === state.call.id) chat.add(m); });
+client.on("chat", (m) => {
+  if (!state.call || m.call_id !== state.call.id) return;
+  chat.add(m);
+  // The interpreter wrote something: the resident must see it.
+  if (m.from && m.from.role !== "kiosk") openChat(true);
+});
 
 $("[data-action=cancel]").addEventListener("click", async () => {
   const call = state.call;
@@ -535,19 +635,29 @@ $("[data-action=hangup]").addEventListener("click", async () => {
     await client.request("call.hangup", { call_id: call.id });
   } catch { /* call.ended or the resumed session settles it */ }
 });
+$("[data-action=reconnect]").addEventListener("click", () => {
+  cue.unlock();
+  setState("home");
+  client.resume();
+});
 for (const b of document.querySelectorAll("[data-action=home]")) b.addEventListener("click", goHome);
-ui.mute.addEventListener("click", () => {
-  ui.mute.setAttribute("aria-pressed", String(ui.mute.getAttribute("aria-pressed") !== "true"));
-  applyToggles();
+for (const b of [ui.mute, ui.camera, ui.selfToggle]) {
+  b.addEventListener("click", () => {
+    b.setAttribute("aria-pressed", String(b.getAttribute("aria-pressed") !== "true"));
+    applyToggles();
+  });
+}
+ui.chatToggle.addEventListener("click", () => {
+  const open = ui.chatPanel.hidden;
+  openChat(open);
+  if (open) $("textarea[name=chat]").focus();
 });
-ui.camera.addEventListener("click", () => {
-  ui.camera.setAttribute("aria-pressed", String(ui.camera.getAttribute("aria-pressed") !== "true"));
-  applyToggles();
-});
+// Any touch may unlock audio (a reloaded tablet needs a fresh gesture).
+document.addEventListener("pointerdown", () => cue.unlock(), { capture: true });
 state.tick = setInterval(renderElapsed, 1000);
 
 // For tests and kiosk management tools: the live objects, no secrets.
-window.tsunagu = { client, leg, state };
+window.tsunagu = { client, leg, state, cue };
 
 if (!storedToken()) showError("error.no_token");
 else client.start();

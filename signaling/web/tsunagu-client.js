@@ -8,12 +8,15 @@
 //
 // Events (addEventListener / on): every message type ("welcome", "call.queued",
 // "stats", ...), plus "status" (detail: "connecting" | "open" | "reconnecting"
-// | "offline"), "unauthorized" (the token was refused; no more reconnects) and
+// | "offline"), "unauthorized" (the token was refused; no more reconnects),
+// "replaced" (the same kiosk or user signed in on another device, close code
+// 4409; with `stopWhenReplaced` no more reconnects until resume()) and
 // "message" (every message).
 //
 // Never logs tokens, SDP or chat text.
 
 const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_REPLACED = 4409;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 
@@ -45,8 +48,9 @@ export class TsunaguClient extends EventTarget {
    * @param {string} opts.sessionKey        sessionStorage key for the resume session
    * @param {string} [opts.url]
    */
-  constructor({ token, sessionKey, url = defaultUrl() }) {
+  constructor({ token, sessionKey, url = defaultUrl(), stopWhenReplaced = false }) {
     super();
+    this._stopWhenReplaced = stopWhenReplaced;
     this._token = token;
     this._sessionKey = sessionKey;
     this._url = url;
@@ -81,6 +85,17 @@ export class TsunaguClient extends EventTarget {
     window.addEventListener("offline", this._onOffline);
     this._lastTick = Date.now();
     this._watchdog = setInterval(() => this._checkSleep(), 1000);
+    this._open();
+  }
+
+  /**
+   * Connect again after the client stopped because another device took over
+   * (close code 4409): this device signs in and becomes the current one.
+   */
+  resume() {
+    if (!this._stopped || this._ws) return;
+    this._stopped = false;
+    this._attempt = 0;
     this._open();
   }
 
@@ -236,6 +251,15 @@ export class TsunaguClient extends EventTarget {
         this.forgetSession();
         this.dispatchEvent(new CustomEvent("unauthorized", { detail: { code: "unauthorized" } }));
       }
+      return;
+    }
+    if (code === CLOSE_REPLACED && this._stopWhenReplaced && !this._stopped) {
+      // Another device now holds this token. Reconnecting would push it out
+      // in turn, and the two would take turns for ever: stop until asked.
+      this._stopped = true;
+      clearTimeout(this._retryTimer);
+      this._setStatus("replaced");
+      this.dispatchEvent(new CustomEvent("replaced", { detail: { code } }));
       return;
     }
     if (this._stopped) return;

@@ -28,6 +28,7 @@ import pytest
 import redis as sync_redis
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from tests.support.firefox import Firefox
 from tests.support.service import Service
 from tsunagu.redis_server import RedisServer
 
@@ -290,3 +291,45 @@ def _screenshot(page: Page, name: str) -> None:
 def shot() -> Callable[[Page, str], None]:
     """shot(page, name): save what the person sees to test-artifacts/screenshots/<name>.png."""
     return _screenshot
+
+
+@pytest.fixture(scope="module")
+def firefox() -> Iterator[Firefox]:
+    """One headless firefox-esr per test module (puppeteer-core over WebDriver BiDi)."""
+    ff = Firefox()
+    try:
+        yield ff
+    finally:
+        ff.close()
+
+
+LAB_LINK = "tsulab0"
+LAB_ADDRESS = "198.18.0.1/32"
+
+
+@pytest.fixture(scope="module")
+def lab_link() -> Iterator[str]:
+    """A veth pair with 198.18.0.1 and a default route through it, inside this test's own
+    network namespace (the session checked that only loopback was up): Firefox offers no
+    127.0.0.1 ICE candidate, and this gives it one address that leads nowhere outside."""
+    peer = LAB_LINK + "p"
+    commands = [
+        ["ip", "link", "add", LAB_LINK, "type", "veth", "peer", "name", peer],
+        ["ip", "addr", "add", LAB_ADDRESS, "dev", LAB_LINK],
+        ["ip", "link", "set", LAB_LINK, "up"],
+        ["ip", "link", "set", peer, "up"],
+        ["ip", "route", "add", "default", "dev", LAB_LINK],
+    ]
+    try:
+        for cmd in commands:
+            subprocess.run(cmd, check=True, capture_output=True, timeout=10)
+        yield LAB_ADDRESS.split("/")[0]
+    finally:
+        subprocess.run(["ip", "link", "del", LAB_LINK], capture_output=True, timeout=10,
+                       check=False)
+
+
+def screenshot_path(name: str) -> Path:
+    """Where a screenshot called `name` goes (test-artifacts/screenshots/<name>.png)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}.png"

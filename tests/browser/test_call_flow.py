@@ -75,7 +75,7 @@ def test_call_chat_hangup_from_kiosk_and_supervisor_counts(pages, shot) -> None:
     console.click("[data-action=accept]")
     console.wait_for_selector("html[data-state=in-call]")
     kiosk.wait_for_selector("html[data-state=in-call]")
-    expect(kiosk.locator("#call-peer")).to_contain_text("Alice")
+    expect(kiosk.locator("[data-role=status]")).to_contain_text("Alice")
     expect(console.locator("#call-facts")).to_contain_text("北区")
 
     # The supervisor sees the call live, with its ward, counter and language.
@@ -89,6 +89,7 @@ def test_call_chat_hangup_from_kiosk_and_supervisor_counts(pages, shot) -> None:
     shot(sup, "supervisor-live-call")
 
     # Chat both ways: a name from the counter, a number from the interpreter.
+    kiosk.click("[data-action=chat]")  # the chat opens when used
     kiosk.fill("textarea[name=chat]", "山田 太郎")
     kiosk.press("textarea[name=chat]", "Enter")
     expect(console.locator("[data-role=chat-log]")).to_contain_text("山田 太郎")
@@ -113,7 +114,7 @@ def test_call_chat_hangup_from_kiosk_and_supervisor_counts(pages, shot) -> None:
 
     kiosk.click("[data-action=hangup]")
     kiosk.wait_for_selector("html[data-state=ended]")
-    expect(kiosk.locator("#view-ended")).to_contain_text("通話が終わりました")
+    expect(kiosk.locator("[data-role=status]")).to_contain_text("通話が終わりました")
     shot(kiosk, "kiosk-ended")
     console.wait_for_selector("html[data-state=wrapup]")
     shot(console, "console-wrapup")

@@ -85,10 +85,13 @@ def test_no_interpreter_for_the_language(pages, shot) -> None:
     kiosk = pages.kiosk("k1")
     kiosk.click("[data-language=vi]")
     kiosk.wait_for_selector("html[data-state=error]")
-    message = kiosk.locator("#error-message")
+    message = kiosk.locator("[data-role=status]")
     expect(message).to_contain_text("この言語の通訳者がいません")
     expect(message).to_contain_text("窓口の職員にお知らせください")
-    expect(message).to_contain_text("No interpreter for this language is available")
+    # In the resident's language beside Japanese (PROTOCOL.md section 12).
+    expect(message).to_have_attribute("lang", "vi")
+    expect(message).to_contain_text("Hiện không có phiên dịch viên tiếng này")
+    expect(message.locator('[lang="ja"]')).to_contain_text("この言語の通訳者がいません")
     expect(kiosk.locator("html")).to_have_attribute("data-reason", "no_interpreter")
     shot(kiosk, "kiosk-no-interpreter")
     kiosk.click("#error-back")
@@ -98,7 +101,7 @@ def test_no_interpreter_for_the_language(pages, shot) -> None:
 def test_kiosk_without_token_says_it_is_not_registered(pages, shot) -> None:
     page = pages.new("/kiosk", width=800, height=1180)
     page.wait_for_selector("html[data-state=error]")
-    expect(page.locator("#error-message")).to_contain_text("登録されていません")
+    expect(page.locator("[data-role=status]")).to_contain_text("登録されていません")
     expect(page.locator("[data-language]")).to_have_count(0)
     shot(page, "kiosk-not-registered")
 
@@ -112,7 +115,8 @@ def test_camera_blocked_says_what_to_do(pages, shot) -> None:
     expect(problem).to_be_visible()
     expect(problem).to_contain_text("カメラとマイクが使えません")
     expect(problem).to_contain_text("許可")
-    expect(problem).to_contain_text("camera and microphone are blocked")
+    # 日本手話 was chosen: Japanese with a pictogram (no written form of JSL).
+    expect(problem.locator("svg.pict")).to_have_count(1)
     shot(kiosk, "kiosk-camera-blocked")
     kiosk.click("[data-action=cancel]")
     kiosk.wait_for_selector("html[data-state=home]")
@@ -136,6 +140,6 @@ def test_transfer_to_another_language(pages, shot) -> None:
     shot(kiosk, "kiosk-transferred-waiting")
     bob.click("[data-action=accept]")
     kiosk.wait_for_selector("html[data-state=in-call]")
-    expect(kiosk.locator("#call-peer")).to_contain_text("Bob")
+    expect(kiosk.locator("[data-role=status]")).to_contain_text("Bob")
     bob.click("[data-action=hangup]")
     kiosk.wait_for_selector("html[data-state=ended]")

@@ -26,7 +26,8 @@ def test_queue_places_survive_a_signaling_crash(pages, stack, shot) -> None:
     banner = k1.locator("#net-banner")
     expect(banner).to_be_visible(timeout=10_000)
     expect(banner).to_contain_text("ネットワークが切れています")
-    expect(banner).to_contain_text("Reconnecting automatically")
+    # 日本手話 was chosen: Japanese with a pictogram (no written form of JSL).
+    expect(banner.locator("svg.pict")).to_have_count(1)
     expect(k1.locator("html")).to_have_attribute("data-state", "waiting")
     shot(k1, "kiosk-network-lost")
 
@@ -97,6 +98,7 @@ def test_a_connected_call_survives_a_signaling_crash(pages, stack) -> None:
         expect(page.locator("html")).to_have_attribute("data-state", "in-call")
     expect(kiosk.locator("html")).to_have_attribute("data-connection", "open", timeout=20_000)
     expect(alice.locator("#conn")).to_have_attribute("data-status", "open", timeout=20_000)
+    kiosk.click("[data-action=chat]")  # the chat opens when used
     kiosk.fill("textarea[name=chat]", "東京都北区王子1-2-3")
     kiosk.press("textarea[name=chat]", "Enter")
     expect(alice.locator("[data-role=chat-log]")).to_contain_text("東京都北区王子1-2-3")
