@@ -71,6 +71,19 @@ class RelayPool:
         if self.http is not None:
             await self.http.close()
 
+    def trusted(self, relay_id: str, relay: dict[str, str]) -> bool:
+        """A relay signaling may post to: its control URL is on the allow-list
+        (``TSUNAGU_RELAY_URLS``), or its registration carries the key only a holder of the
+        secret can make. Anyone else who can write to Redis cannot redirect offers."""
+        url = relay.get("url", "")
+        if url and url.rstrip("/") in self.settings.relay_urls:
+            return True
+        ok = tokens.relay_registration_ok(self.settings.secret, relay_id, url,
+                                          relay.get("key", ""))
+        if not ok:
+            log.warning("relay %s: registration without a valid key; ignored", relay_id)
+        return ok
+
     async def live_relays(self) -> list[dict[str, str]]:
         """Live relays, least loaded first (by share of capacity used, then CPU)."""
         alive_since = now_ms() - int(self.settings.relay_dead_s * 1000)
@@ -78,7 +91,8 @@ class RelayPool:
         pipe = self.redis.pipeline(transaction=False)
         for rid in ids:
             pipe.hgetall(self.keys.relay(rid))
-        rows = [dict(r, id=rid) for rid, r in zip(ids, await pipe.execute(), strict=True) if r]
+        rows = [dict(r, id=rid) for rid, r in zip(ids, await pipe.execute(), strict=True)
+                if r and self.trusted(rid, r)]
 
         def load(r: dict[str, str]) -> tuple[float, float]:
             cap = max(1, int(r.get("capacity", "1")))
@@ -125,7 +139,9 @@ class RelayPool:
                     modality: str) -> str | None:
         assert self.http is not None
         url = f"{relay['url'].rstrip('/')}/v1/calls/{call_id}/legs/{party}"
-        headers = {"Authorization": "Bearer " + tokens.mint_service_token(self.settings.secret)}
+        token = tokens.mint_service_token(self.settings.secret, relay_id=relay["id"],
+                                          call_id=call_id, party=party, method="POST")
+        headers = {"Authorization": "Bearer " + token}
         try:
             async with self.http.post(url, json={"sdp": sdp, "language_modality": modality},
                                       headers=headers) as resp:
@@ -146,10 +162,13 @@ class RelayPool:
         """Tell the call's relay to drop both legs (best effort)."""
         if not relay_id or self.http is None:
             return
-        url = await self.redis.hget(self.keys.relay(relay_id), "url")
-        if not url:
+        relay = await self.redis.hgetall(self.keys.relay(relay_id))
+        url = relay.get("url") if relay else None
+        if not url or not self.trusted(relay_id, relay):
             return
-        headers = {"Authorization": "Bearer " + tokens.mint_service_token(self.settings.secret)}
+        token = tokens.mint_service_token(self.settings.secret, relay_id=relay_id,
+                                          call_id=call_id, party="*", method="DELETE")
+        headers = {"Authorization": "Bearer " + token}
         try:
             async with self.http.delete(f"{url.rstrip('/')}/v1/calls/{call_id}",
                                         headers=headers) as resp:

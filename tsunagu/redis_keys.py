@@ -102,6 +102,11 @@ class Keys:
         """STREAM of messages for the clients of one signaling node (MAXLEN ~ 10,000)."""
         return f"{self.prefix}:inbox:{node_id}"
 
+    def node_chat(self, node_id: str) -> str:
+        """Pub/sub CHANNEL of one node: chat for its clients and the receipts of chat its
+        clients sent. Never persisted (chat text goes nowhere else in Redis)."""
+        return f"{self.prefix}:chat:{node_id}"
+
     @property
     def nodes(self) -> str:
         """ZSET node id -> last heartbeat ms."""
@@ -114,7 +119,8 @@ class Keys:
 
     # -- accounts ------------------------------------------------------------
     def user(self, username: str) -> str:
-        """HASH of a staff account: role, name, languages, password hash. No TTL."""
+        """HASH of a staff account: role, name, languages, password hash, gen (token
+        generation: raised by set-password and disable-user), disabled. No TTL."""
         return f"{self.prefix}:user:{username}"
 
     def kiosk(self, kiosk_id: str) -> str:
@@ -125,6 +131,19 @@ class Keys:
     def revoked(self) -> str:
         """SET of revoked token ids (jti) and kiosk ids. No TTL."""
         return f"{self.prefix}:revoked"
+
+    @property
+    def revocations(self) -> str:
+        """Pub/sub CHANNEL: ``kiosk|<id>|<gen>`` or ``user|<name>|<gen>`` when a kiosk is
+        revoked or rotated, a user disabled or given a new password; every node closes the
+        principal's sockets with an older generation."""
+        return f"{self.prefix}:revocations"
+
+    def login_failures(self, kind: str, who: str) -> str:
+        """ZSET of recent failed logins (member: a random id, score: time in ms) for one
+        username (``kind`` "user") or client address ("addr"). TTL 5 minutes from the last
+        failure (``TSUNAGU_LOGIN_*``)."""
+        return f"{self.prefix}:loginfail:{kind}:{who}"
 
     # -- media relays --------------------------------------------------------
     @property

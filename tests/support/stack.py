@@ -51,6 +51,7 @@ class Stack:
                               ) -> str:
         redis = connect(self.settings.redis_url)
         try:
+            await redis.delete(self.settings.keys.user(name))  # tests re-add freely
             await Accounts(redis, self.settings).add_user(
                 name, role="interpreter", password=password, name=name.title(),
                 languages=languages)
@@ -61,6 +62,7 @@ class Stack:
     async def add_staff(self, name: str, role: str, password: str = "pw-" * 3) -> str:
         redis = connect(self.settings.redis_url)
         try:
+            await redis.delete(self.settings.keys.user(name))  # tests re-add freely
             await Accounts(redis, self.settings).add_user(name, role=role, password=password)
         finally:
             await redis.aclose()
@@ -70,7 +72,7 @@ class Stack:
         redis = connect(self.settings.redis_url)
         try:
             return await Accounts(redis, self.settings).add_kiosk(kiosk_id, ward=ward,
-                                                                 counter=counter)
+                                                                 counter=counter, rotate=True)
         finally:
             await redis.aclose()
 
