@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from signaling.accounts import STAFF_ROLES, AccountError, Accounts
+from signaling.listener import listen
 from signaling.media import RelayPool
 from signaling.routing import Router, new_op_id
 from signaling.server import create_app
@@ -49,11 +50,12 @@ async def serve_signaling(settings: SignalingSettings, host: str, port: int) -> 
     runner = web.AppRunner(create_app(settings), handle_signals=False)
     await runner.setup()
     tune_gc()
-    await web.TCPSite(runner, host, port).start()
+    server = await listen(runner, host, port, settings.header_timeout_s)
     log.info("signaling on http://%s:%s (pages: /kiosk /console /supervisor)", host, port)
     try:
         await asyncio.Event().wait()
     finally:
+        server.close()
         await runner.cleanup()
 
 
