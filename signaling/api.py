@@ -95,12 +95,12 @@ async def login_handler(request: web.Request) -> web.Response:
         return _json_error(400, ErrorCode.BAD_REQUEST, "send username and password")
     address = client_address(request, node.proxies)
     try:
-        verdict = await node.throttle.check(username, address)
-        found = None if verdict.blocked else await node.accounts.login(username, password)
+        blocked = (await node.throttle.check(username, address)).blocked
+        found = None if blocked else await node.accounts.login(username, password)
         if found is None:
             # One line per failure: who and from where, never the password.
             log.warning("login failed for user %r from %s%s", username, address,
-                        " (throttled)" if verdict.blocked else "")
+                        " (throttled)" if blocked else "")
             verdict = await node.throttle.failed(username, address)
     except AccountDisabled:
         log.warning("login refused for disabled user %r from %s", username, address)
@@ -108,7 +108,7 @@ async def login_handler(request: web.Request) -> web.Response:
     except store.REDIS_ERRORS:
         return _json_error(503, ErrorCode.UNAVAILABLE, "the service is unavailable")
     if found is None:
-        if verdict.blocked:
+        if blocked:  # past the limit before this attempt: 429, whatever the password
             response = _json_error(429, ErrorCode.RATE_LIMITED, "too many failed logins")
             response.headers["Retry-After"] = str(verdict.retry_after_s)
             return response
