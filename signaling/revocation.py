@@ -64,14 +64,17 @@ async def recheck(redis: RedisClient, keys: Keys, connections: Iterable[Revocabl
     for conn in held:
         p = conn.principal
         assert p is not None
-        key = keys.kiosk(p.id) if p.role == "kiosk" else keys.user(p.id)
-        pipe.hmget(key, "gen", "revoked", "disabled")
+        if p.role == "kiosk":
+            pipe.hmget(keys.kiosk(p.id), "gen", "revoked", "disabled", "ward")
+        else:
+            pipe.hmget(keys.user(p.id), "gen", "revoked", "disabled", "role")
     rows: list[list[Any]] = await pipe.execute()
     closed = 0
-    for conn, (gen, revoked, disabled) in zip(held, rows, strict=True):
+    for conn, (gen, revoked, disabled, present) in zip(held, rows, strict=True):
         p = conn.principal
         assert p is not None
-        if gen is None or int(gen) != p.gen or revoked == "1" or disabled == "1":
+        gone = present is None or (p.role != "kiosk" and present != p.role)
+        if gone or int(gen or 0) != p.gen or revoked == "1" or disabled == "1":
             conn.revoke("the token was revoked")
             closed += 1
     return closed

@@ -58,8 +58,8 @@ async def test_accounts_commands(redis_server: RedisServer, redis: aioredis.Redi
     ok = await asyncio.to_thread(run, "add-user", "alice", "--role", "interpreter",
                                  "--languages", "jsl,en", "--password-stdin", stdin=pw)
     assert ok.returncode == 0, ok.stderr
-    again = await asyncio.to_thread(admin_process, url, "add-user", "alice", "--role", "interpreter",
-                                    "--name", "Other", "--languages", "en",
+    again = await asyncio.to_thread(admin_process, url, "add-user", "alice", "--role",
+                                    "interpreter", "--name", "Other", "--languages", "en",
                                     "--password-stdin", stdin=pw)
     assert failed_with(again, "exists")
     assert await redis.hget(K.user("alice"), "languages") == "jsl,en"  # untouched

@@ -107,10 +107,10 @@ async def test_signaling_metrics_need_the_token_when_set(
         async with http.get(url, headers={"Authorization": "Bearer " + "m-" + "x1y2z3" * 4}
                             ) as r:
             assert r.status == 200
-    async with running(SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)
-                       ) as stack, aiohttp.ClientSession() as http:
-        async with http.get(stack.nodes[0].base_url + "/metrics") as r:
-            assert r.status == 200  # loopback, no token configured
+    plain = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)
+    async with running(plain) as stack, aiohttp.ClientSession() as http, \
+            http.get(stack.nodes[0].base_url + "/metrics") as r:
+        assert r.status == 200  # loopback, no token configured
 
 
 async def test_unsigned_relay_registrations_are_never_posted_to(

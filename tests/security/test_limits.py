@@ -66,6 +66,6 @@ async def test_slow_headers_are_closed(redis_server: RedisServer,
         writer.close()
         assert closed_after is not None and 1.5 <= closed_after <= 3.5, closed_after
         # a normal request on a fresh connection is served
-        async with aiohttp.ClientSession() as http:
-            async with http.get(stack.nodes[0].base_url + "/healthz") as r:
-                assert r.status == 200
+        async with aiohttp.ClientSession() as http, \
+                http.get(stack.nodes[0].base_url + "/healthz") as r:
+            assert r.status == 200

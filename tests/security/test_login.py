@@ -28,10 +28,10 @@ async def stack(redis_server: RedisServer, redis: aioredis.Redis) -> AsyncIterat
 
 async def attempt(stack: Stack, username: str, password: str,
                   headers: dict[str, str] | None = None) -> tuple[int, str | None]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(stack.nodes[0].base_url + "/api/login", headers=headers or {},
-                             json={"username": username, "password": password}) as r:
-            return r.status, r.headers.get("Retry-After")
+    async with aiohttp.ClientSession() as http, http.post(
+            stack.nodes[0].base_url + "/api/login", headers=headers or {},
+            json={"username": username, "password": password}) as r:
+        return r.status, r.headers.get("Retry-After")
 
 
 async def test_five_failures_lock_a_username_even_for_the_right_password(

@@ -48,7 +48,7 @@ async def closed_within(client: SignalingClient, seconds: float) -> None:
 async def refused(stack: Stack, token: str) -> bool:
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(stack.nodes[0].ws_url)
-        await ws.send_str('{"type": "hello", "token": "%s"}' % token)
+        await ws.send_json({"type": "hello", "token": token})
         reply = await ws.receive(timeout=5)
         await ws.close()
         return '"unauthorized"' in reply.data
@@ -82,10 +82,10 @@ async def test_password_set_and_disable_close_staff_sockets(stack: Stack,
     newer = await login(stack.nodes[0].base_url, "alice", "another-password")
     await accounts.disable_user("sue")
     await closed_within(sue, 2.0)
-    async with aiohttp.ClientSession() as http:
-        async with http.post(stack.nodes[0].base_url + "/api/login",
-                             json={"username": "sue", "password": PASSWORD}) as r:
-            assert r.status == 403
+    async with aiohttp.ClientSession() as http, http.post(
+            stack.nodes[0].base_url + "/api/login",
+            json={"username": "sue", "password": PASSWORD}) as r:
+        assert r.status == 403
     await accounts.enable_user("sue")
     assert await refused(stack, sup_token)  # issued before the disable: refused for good
     assert not await refused(stack, newer)
