@@ -74,3 +74,31 @@ async def test_chat_across_nodes_is_stored_nowhere(tmp_path: Path) -> None:
         for path in stored + logs:
             assert marker.encode() not in path.read_bytes(), path
     assert sum(len(p.read_bytes()) for p in logs) > 0  # the logs were there to look at
+
+
+async def test_chat_lost_on_the_receiving_node_comes_back_as_an_error(
+        redis_server: RedisServer, redis: aioredis.Redis) -> None:
+    from signaling.node import NODE
+
+    settings = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)
+    async with running(settings, inprocess=2) as stack:
+        alice = await stack.client(await stack.add_interpreter("alice", ["jsl"]), node=0)
+        k = await stack.client(await stack.add_kiosk("k1"), node=1)
+        await alice.request("presence.set", status="available")
+        await k.request("call.request", language="jsl")
+        offer = await alice.next("call.offer")
+        call_id = offer["call_id"]
+        await alice.request("call.accept", call_id=call_id, offer_id=offer["offer_id"])
+        await k.next("call.connected")
+        runner = stack.nodes[0].runner
+        assert runner is not None
+        bus = runner.app[NODE].bus
+        held = bus.local.pop("i:alice")  # node 0 is subscribed but no longer holds alice
+        try:
+            ack = await k.request("chat.send", call_id=call_id, text="lost on the way")
+            error = await k.next("error", timeout=5)
+            assert error["code"] == "unavailable" and error["rid"] == ack["rid"]
+        finally:
+            bus.local["i:alice"] = held
+        await k.request("chat.send", call_id=call_id, text="arrives")
+        assert (await alice.next("chat", timeout=5))["text"] == "arrives"

@@ -43,7 +43,7 @@ def test_weak_secrets_are_refused(bad: str) -> None:
 
 def test_random_secrets_pass() -> None:
     for _ in range(50):
-        check_secret(secrets.token_hex(16).encode())
+        check_secret(secrets.token_hex(32).encode())  # openssl rand -hex 32
         check_secret(secrets.token_urlsafe(32).encode())
 
 
