@@ -20,6 +20,14 @@ _SCRYPT_R, _SCRYPT_P = 8, 1
 RESERVED_LANGUAGES = frozenset({"test"})  # test calls (section 14) are no interpreter's language
 
 
+# Create a hash only if it does not exist, all fields at once.
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
 class AccountError(ValueError):
     """An account command cannot be done; the message is the one line the operator sees."""
 
@@ -130,13 +138,13 @@ class Accounts:
         langs = list(languages or [])
         if catalogue is not None:
             check_languages(role, langs, catalogue)
-        key = self.keys.user(username)
         hashed = await asyncio.to_thread(self._hash, password)
-        if not await self.redis.hsetnx(key, "password", hashed):
+        fields = {"password": hashed, "role": role, "name": name or username,
+                  "languages": ",".join(langs), "gen": "1", "disabled": "0"}
+        created = await self.redis.eval(_CREATE, 1, self.keys.user(username),
+                                        *[x for kv in fields.items() for x in kv])
+        if not created:
             raise AccountError(f"user {username} exists (use update-user or set-password)")
-        await self.redis.hset(key, mapping={
-            "role": role, "name": name or username, "languages": ",".join(langs),
-            "gen": 1, "disabled": "0"})
 
     async def update_user(self, username: str, *, name: str | None = None,
                           languages: list[str] | None = None, role: str | None = None,

@@ -144,3 +144,20 @@ def test_turn_credentials_live_as_configured(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.turn_ttl_s == 120
     (turn,) = ice_servers_for(settings, "c_1")
     assert 110 <= int(turn["username"].split(":")[0]) - time.time() <= 121
+
+
+async def test_relay_metrics_need_the_token_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from relay.control import make_app
+    from relay.node import RelayNode
+
+    node = RelayNode("r_m", 2, [])
+    async with TestClient(TestServer(make_app(node, TEST_SECRET))) as client:
+        assert (await client.get("/metrics")).status == 200  # loopback, no token
+    monkeypatch.setenv("TSUNAGU_METRICS_TOKEN", "relay-metrics-token")
+    async with TestClient(TestServer(make_app(node, TEST_SECRET))) as client:
+        assert (await client.get("/metrics")).status == 401
+        ok = await client.get("/metrics",
+                              headers={"Authorization": "Bearer relay-metrics-token"})
+        assert ok.status == 200 and "tsunagu_relay_calls" in await ok.text()
