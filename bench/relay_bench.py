@@ -244,12 +244,13 @@ async def worker(args: argparse.Namespace,
         if not args.transcode:  # (a transcoder must start on a keyframe: keep them aligned)
             for j, end in enumerate(ends):
                 end.phase = j * GOP // len(ends)
-        headers = {"Authorization": f"Bearer {mint_service_token(SECRET.encode())}"}
         async with ClientSession() as http:
             for i, end in enumerate(ends):
                 url = f"{args.relay}/v1/calls/b{i}/legs/{args.side}"
+                token = mint_service_token(SECRET.encode(), relay_id=BENCH_RELAY_ID,
+                                           call_id=f"b{i}", party=args.side, method="POST")
                 async with http.post(url, json={"sdp": await end.offer()},
-                                     headers=headers) as resp:
+                                     headers={"Authorization": f"Bearer {token}"}) as resp:
                     body = await resp.json()
                 if resp.status == 200:
                     await end.accept(body["sdp"])
@@ -355,6 +356,7 @@ def wait_healthy(url: str) -> None:
     raise RuntimeError("relay did not start")
 
 
+BENCH_RELAY_ID = "r_bench"  # relay tokens are bound to the relay (PROTOCOL.md section 13)
 PIN: dict[str, set[int]] = {}  # "relay" / "endpoints" -> CPUs (set in main unless --no-pin)
 
 
@@ -443,7 +445,8 @@ def scenario(kind: str, calls: int, redis_url: str, media: Path, tmp: Path,
     url = f"http://127.0.0.1:{port}"
     if kind == "direct":
         return run_direct(calls, url, media, tmp, duration)
-    forward = [PY, "-m", "relay", "--port", str(port), "--redis-url", redis_url]
+    forward = [PY, "-m", "relay", "--port", str(port), "--redis-url", redis_url,
+               "--relay-id", BENCH_RELAY_ID]
     cmd = (forward + ["--capacity", "1000"] if kind in ("forward", "transcode")
            else forward if kind == "overload"
            else [PY, str(HERE), "--stock-relay", str(port)])

@@ -11,10 +11,12 @@ from aiohttp import web
 
 from relay.errors import AtCapacity, BadOffer, Stale
 from relay.node import RelayNode
-from tsunagu.tokens import TokenError, verify_service_token
+from tsunagu.access import guard_metrics
+from tsunagu.tokens import ReplayStore, TokenError, verify_service_token
 
 NODE: web.AppKey[RelayNode] = web.AppKey("node")
 SECRET = web.AppKey("secret", bytes)
+REPLAYS = web.AppKey("replays", ReplayStore)
 CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 PARTIES = ("kiosk", "interpreter")
 MODALITIES = ("sign", "spoken")
@@ -29,16 +31,23 @@ def error(status: int, code: str) -> web.Response:
 
 @web.middleware
 async def require_service_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every /v1 request carries a signaling service token."""
+    """Every /v1 request carries a signaling token bound to this relay, its call, its party
+    (``*`` for none) and its method, used once (PROTOCOL.md section 13): else 403."""
     if request.path.startswith("/v1/"):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return error(401, "unauthorized")
+        match = request.match_info
         try:
-            verify_service_token(request.app[SECRET], token.strip())
+            claims = verify_service_token(
+                request.app[SECRET], token.strip(), relay_id=request.app[NODE].relay_id,
+                call_id=match.get("call_id", "*"), party=match.get("party", "*"),
+                method=request.method)
         except TokenError:
-            return error(401, "unauthorized")
+            return error(403, "forbidden")
+        if not request.app[REPLAYS].use(claims.jti, claims.exp):
+            return error(403, "forbidden")
     return await handler(request)
 
 
@@ -126,9 +135,10 @@ def make_app(node: RelayNode, secret: bytes) -> web.Application:
     app = web.Application(middlewares=[require_service_token], client_max_size=MAX_BODY)
     app[NODE] = node
     app[SECRET] = secret
+    app[REPLAYS] = ReplayStore()
     app.router.add_post("/v1/calls/{call_id}/legs/{party}", post_leg)
     app.router.add_delete("/v1/calls/{call_id}", delete_call)
     app.router.add_get("/v1/calls", get_calls)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", guard_metrics(metrics))
     return app

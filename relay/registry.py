@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tsunagu.redis_keys import Keys
+from tsunagu.tokens import relay_registration_key
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +31,21 @@ class Registry:
     """Writes what signaling reads about this relay; every call bounded in time."""
 
     def __init__(self, redis: aioredis.Redis, relay_id: str, url: str,
-                 keys: Keys | None = None) -> None:
+                 keys: Keys | None = None, secret: bytes | None = None) -> None:
         self.redis = redis
         self.relay_id = relay_id
         self.url = url
         self.keys = keys or Keys()
+        # Signaling posts only to a registration whose key proves it knows the secret.
+        self.key = relay_registration_key(secret, relay_id, url) if secret else ""
 
     async def heartbeat(self, capacity: int, calls: int, cpu: float) -> None:
         """Refresh this relay's hash (TTL 10 s) and its entry in the relay set."""
         key = self.keys.relay(self.relay_id)
         at = now_ms()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"url": self.url, "capacity": capacity, "calls": calls,
+            pipe.hset(key, mapping={"url": self.url, "key": self.key,
+                                    "capacity": capacity, "calls": calls,
                                     "cpu": f"{cpu:.3f}", "updated_ms": at})
             pipe.expire(key, RELAY_TTL_S)
             pipe.zadd(self.keys.relays, {self.relay_id: at})

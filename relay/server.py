@@ -41,7 +41,7 @@ async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: byt
         await site.start()
         bound_port = runner.addresses[0][1]
         url = public_url or f"http://{host}:{bound_port}"
-        node.registry = Registry(redis, node.relay_id, url)
+        node.registry = Registry(redis, node.relay_id, url, secret=secret)
         logger.info("relay %s serving on %s, capacity %d", node.relay_id, url, node.capacity)
         while True:
             await node.tick()

@@ -10,10 +10,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from signaling.accounts import AccountDisabled
 from signaling.node import NODE, Node
 from signaling.report import calls_csv
 from signaling.session import Connection
 from tsunagu import store, tokens
+from tsunagu.access import client_address, guard_metrics
 from tsunagu.protocol import ErrorCode
 from tsunagu.settings import SignalingSettings
 
@@ -37,12 +39,31 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     s = node.settings
     if not origin_allowed(request, s):
         raise web.HTTPForbidden(text="origin not allowed")
+    address = client_address(request, node.proxies)
+    if node.preauth.get(address, 0) >= s.preauth_per_address:
+        raise web.HTTPTooManyRequests(text="too many sockets waiting to sign in")
     ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes, compress=False,
                                heartbeat=s.heartbeat_s, autoping=True)
     allow_pong_within(ws, s.heartbeat_s)
-    await ws.prepare(request)
-    await Connection(node, ws).serve()
+    node.preauth[address] = node.preauth.get(address, 0) + 1
+    conn = Connection(node, ws)
+    conn.on_signed_in = lambda: _preauth_done(node, address)
+    try:
+        await ws.prepare(request)
+        await conn.serve()
+    finally:
+        if conn.on_signed_in is not None:  # never signed in
+            _preauth_done(node, address)
     return ws
+
+
+def _preauth_done(node: Node, address: str) -> None:
+    """A socket of ``address`` signed in or closed: one fewer waiting for ``hello``."""
+    left = node.preauth.get(address, 0) - 1
+    if left > 0:
+        node.preauth[address] = left
+    else:
+        node.preauth.pop(address, None)
 
 
 def allow_pong_within(ws: web.WebSocketResponse, seconds: float) -> None:
@@ -72,12 +93,25 @@ async def login_handler(request: web.Request) -> web.Response:
             raise TypeError
     except (ValueError, KeyError, TypeError):
         return _json_error(400, ErrorCode.BAD_REQUEST, "send username and password")
+    address = client_address(request, node.proxies)
     try:
-        found = await node.accounts.login(username, password)
+        blocked = (await node.throttle.check(username, address)).blocked
+        found = None if blocked else await node.accounts.login(username, password)
+        if found is None:
+            # One line per failure: who and from where, never the password.
+            log.warning("login failed for user %r from %s%s", username, address,
+                        " (throttled)" if blocked else "")
+            verdict = await node.throttle.failed(username, address)
+    except AccountDisabled:
+        log.warning("login refused for disabled user %r from %s", username, address)
+        return _json_error(403, ErrorCode.FORBIDDEN, "this account is disabled")
     except store.REDIS_ERRORS:
         return _json_error(503, ErrorCode.UNAVAILABLE, "the service is unavailable")
     if found is None:
-        log.info("login refused for a staff account")
+        if blocked:  # past the limit before this attempt: 429, whatever the password
+            response = _json_error(429, ErrorCode.RATE_LIMITED, "too many failed logins")
+            response.headers["Retry-After"] = str(verdict.retry_after_s)
+            return response
         return _json_error(401, ErrorCode.UNAUTHORIZED, "wrong username or password")
     token, role, expires = found
     return web.json_response({"token": token, "role": role, "expires_at_ms": expires})
@@ -154,4 +188,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/calls.csv", csv_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
+    token = app[NODE].settings.metrics_token
+    app.router.add_get("/metrics", guard_metrics(metrics_handler, token or ""))

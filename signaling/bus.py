@@ -5,6 +5,12 @@ its socket (``cnode:<client>``). Routing scripts and nodes append messages for
 a client to that node's inbox stream; each node reads its own inbox and writes
 to the local socket. After Redis comes back from a restart, the node
 re-asserts the clients it holds.
+
+Chat never enters a stream or key: it crosses nodes on the receiving node's pub/sub
+channel (``chat:<node>``), which Redis never persists. Pub/sub delivers at most once, so
+a chat that reaches no subscriber (PUBLISH counts 0) is refused to its sender, and a node
+that gets chat for a client it no longer holds sends the sender's node a receipt saying
+so (an ``error`` to the sender). The same pub/sub connection hears revocations.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from tsunagu.protocol import now_ms
+from tsunagu.protocol import ErrorCode, error_message, now_ms
 from tsunagu.redis_keys import Keys
 from tsunagu.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 
@@ -30,6 +37,8 @@ class Endpoint(Protocol):
 
     def replaced(self) -> None: ...
 
+    def send_raw(self, text: str) -> None: ...
+
 
 class Bus:
     """This node's side of the client registry and inboxes."""
@@ -42,6 +51,10 @@ class Bus:
         self.node_id = node_id
         self.local: dict[str, Endpoint] = {}
         self.delivered = 0
+        self.chat_lost = 0
+        # Set by the node: a revocation heard, and (re)subscribed (revocations may be missed).
+        self.on_revocation: Callable[[str], object] = lambda raw: None
+        self.on_subscribed: Callable[[], Awaitable[None]] | None = None
 
     async def attach(self, client_id: str, endpoint: Endpoint) -> None:
         """Register a client's new socket here; an older socket of the client is closed."""
@@ -75,6 +88,73 @@ class Bus:
         node = await self.redis.get(self.keys.client_node(client_id))
         if node:
             await self._to_inbox(node, client_id, msg)
+
+    async def deliver_chat(self, client_id: str, msg: dict[str, Any], sender: str,
+                           rid: str | None) -> bool:
+        """Chat to a client here or on another node, never stored; False if it cannot go."""
+        local = self.local.get(client_id)
+        if local is not None:
+            await local.push(msg)
+            return True
+        node = await self.redis.get(self.keys.client_node(client_id))
+        if not node:
+            return False
+        envelope = {"to": client_id, "msg": msg, "from": sender, "reply": self.node_id,
+                    "rid": rid}
+        heard = await self.redis.publish(self.keys.node_chat(node),
+                                         json.dumps(envelope, ensure_ascii=False))
+        return bool(heard)
+
+    async def listen(self) -> None:
+        """This node's pub/sub: chat for its clients, receipts and revocations; forever."""
+        chat = self.keys.node_chat(self.node_id)
+        while True:
+            pubsub = self.blocking.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(chat, self.keys.revocations)
+                if self.on_subscribed is not None:
+                    await self.on_subscribed()
+                while True:
+                    item = await pubsub.get_message(timeout=1.0)
+                    if item is None:
+                        continue
+                    if item["channel"] == chat:
+                        await self._chat_arrived(item["data"])
+                    else:
+                        self.on_revocation(item["data"])
+            except REDIS_ERRORS as exc:
+                stop_if_cancelled()
+                log.warning("node %s: pub/sub lost (%s); resubscribing", self.node_id,
+                            type(exc).__name__)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await pubsub.aclose()
+
+    async def _chat_arrived(self, raw: str) -> None:
+        try:
+            envelope = json.loads(raw)
+            to, msg = str(envelope["to"]), envelope["msg"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if "undelivered" in envelope:  # a receipt: a chat our client sent was lost
+            sender = self.local.get(to)
+            if sender is not None:
+                self.chat_lost += 1
+                sender.send_raw(error_message(ErrorCode.UNAVAILABLE,
+                                              "the message did not reach the other party",
+                                              envelope.get("rid")))
+            return
+        endpoint = self.local.get(to)
+        if endpoint is not None:
+            self.delivered += 1
+            await endpoint.push(msg)
+            return
+        receipt = {"to": envelope.get("from"), "msg": {}, "undelivered": True,
+                   "rid": envelope.get("rid")}
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.redis.publish(self.keys.node_chat(str(envelope.get("reply"))),
+                                     json.dumps(receipt))
 
     async def _to_inbox(self, node: str, client_id: str, msg: dict[str, Any]) -> None:
         await self.redis.xadd(self.keys.node_inbox(node),

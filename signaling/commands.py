@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -13,21 +14,28 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from signaling.accounts import STAFF_ROLES, Accounts
+from signaling.accounts import STAFF_ROLES, AccountError, Accounts
+from signaling.listener import listen
+from signaling.media import RelayPool
+from signaling.routing import Router, new_op_id
 from signaling.server import create_app
 from tsunagu import store
 from tsunagu.cli import (
     Command,
+    CommandError,
     add_redis_arguments,
     configure_logging,
     redis_url_for,
     until_signal,
     verbose,
 )
+from tsunagu.languages import load_catalogue
 from tsunagu.runtime import tune_gc
 from tsunagu.settings import SignalingSettings
+from tsunagu.states import ANSWERED_CALL_STATES, WAITING_CALL_STATES
 
 log = logging.getLogger("tsunagu")
+ENDED_BY_ADMIN = "ended_by_admin"
 
 
 def _server_parser(prog: str, what: str) -> argparse.ArgumentParser:
@@ -52,13 +60,14 @@ async def serve_signaling(settings: SignalingSettings, host: str, port: int, *,
     runner = web.AppRunner(create_app(settings), handle_signals=False)
     await runner.setup()
     tune_gc()
-    await web.TCPSite(runner, host, port).start()
+    server = await listen(runner, host, port, settings.header_timeout_s)
     log.info("signaling on http://%s:%s (pages: /kiosk /console /supervisor)", host, port)
     if announce:
         print(next_steps_line(f"http://{host}:{port}"), flush=True)
     try:
         await asyncio.Event().wait()
     finally:
+        server.close()
         await runner.cleanup()
 
 
@@ -115,57 +124,171 @@ def run_signaling(argv: list[str]) -> int:
 def _admin_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tsunagu admin", description="accounts and kiosk devices")
     sub = p.add_subparsers(dest="action", required=True)
-    a = sub.add_parser("add-user", help="create or replace a staff account")
+
+    def action(name: str, what: str) -> argparse.ArgumentParser:
+        a = sub.add_parser(name, help=what)
+        add_redis_arguments(a)
+        return a
+
+    a = action("add-user", "create a staff account (an existing username is refused)")
     a.add_argument("username")
     a.add_argument("--role", required=True, choices=sorted(STAFF_ROLES))
     a.add_argument("--name", default="")
     a.add_argument("--languages", default="", help="comma-separated codes, e.g. jsl,en")
     a.add_argument("--password-stdin", action="store_true", required=True)
-    add_redis_arguments(a)
-    a = sub.add_parser("add-kiosk", help="register a counter tablet; prints its device token")
+    a = action("update-user", "change a staff account's name, languages or role")
+    a.add_argument("username")
+    a.add_argument("--role", choices=sorted(STAFF_ROLES))
+    a.add_argument("--name")
+    a.add_argument("--languages", help="comma-separated codes, e.g. jsl,en")
+    a = action("set-password", "a new password; the user's older tokens are refused")
+    a.add_argument("username")
+    a.add_argument("--password-stdin", action="store_true", required=True)
+    for name, what in (("disable-user", "refuse a user's logins and tokens, close sockets"),
+                       ("enable-user", "allow a disabled user to log in again")):
+        action(name, what).add_argument("username")
+    a = action("add-kiosk", "register a counter tablet; prints its device token")
     a.add_argument("kiosk_id")
     a.add_argument("--ward", required=True)
     a.add_argument("--counter", required=True)
-    add_redis_arguments(a)
-    a = sub.add_parser("revoke-kiosk", help="refuse a kiosk's tokens from now on")
-    a.add_argument("kiosk_id")
-    add_redis_arguments(a)
+    a.add_argument("--rotate", action="store_true",
+                   help="the kiosk exists: issue a new token and revoke the old one")
+    action("revoke-kiosk", "refuse a kiosk's tokens from now on").add_argument("kiosk_id")
+    for name in ("list-users", "list-kiosks"):
+        action(name, name.replace("-", " ")).add_argument(
+            "--json", action="store_true", help="one JSON array on standard output")
+    action("end-call", "end a live or queued call (reason ended_by_admin)").add_argument(
+        "call_id")
     return p
+
+
+def _codes(raw: str | None) -> list[str] | None:
+    return None if raw is None else [x.strip() for x in raw.split(",") if x.strip()]
+
+
+def _read_password() -> str:
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise AccountError("the password must be at least 8 characters")
+    return password
+
+
+def _table(rows: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        print("\t".join(",".join(map(str, v)) if isinstance(v, list) else str(v)
+                        for v in row.values()))
+
+
+async def _end_call(settings: SignalingSettings, redis: store.RedisClient, call_id: str) -> str:
+    """End a queued, ringing or live call with reason ``ended_by_admin``."""
+    router = Router(redis, settings)
+    call = await router.read_call(call_id)
+    if not call:
+        raise AccountError(f"no call {call_id}")
+    state = call.get("state", "")
+    if state in WAITING_CALL_STATES:
+        out = await router.cancel(call["kiosk"], call_id, reason=ENDED_BY_ADMIN,
+                                  op=new_op_id())
+    elif state in ANSWERED_CALL_STATES:
+        out = await router.hangup("system", "", call_id, reason=ENDED_BY_ADMIN, op=new_op_id())
+        if out.ok and out.get("relay"):
+            relays = RelayPool(redis, settings, router)
+            await relays.start()
+            try:
+                await relays.close_call(call_id, str(out.get("relay")))
+            finally:
+                await relays.stop()
+    else:
+        raise AccountError(f"call {call_id} is already over ({state})")
+    if not out.ok:
+        raise AccountError(f"call {call_id} could not be ended ({out.err})")
+    return f"call {call_id} ended ({ENDED_BY_ADMIN})"
+
+
+async def _admin_action(args: argparse.Namespace, settings: SignalingSettings,
+                        redis: store.RedisClient) -> str | None:
+    """Do one admin action; the line for standard error, if any."""
+    accounts = Accounts(redis, settings)
+    codes = {lang.code for lang in load_catalogue(settings.languages_file)}
+    act, who = args.action, getattr(args, "username", "")
+    if act == "add-user":
+        password = _read_password()
+        await accounts.add_user(who, role=args.role, password=password, name=args.name,
+                                languages=_codes(args.languages), catalogue=codes)
+        return f"user {who} ({args.role}) added"
+    if act == "update-user":
+        await accounts.update_user(who, name=args.name, languages=_codes(args.languages),
+                                   role=args.role, catalogue=codes)
+        return f"user {who} updated"
+    if act == "set-password":
+        await accounts.set_password(who, _read_password())
+        return f"password of {who} set; older tokens refused"
+    if act == "disable-user":
+        await accounts.disable_user(who)
+        return f"user {who} disabled"
+    if act == "enable-user":
+        await accounts.enable_user(who)
+        return f"user {who} enabled (tokens issued before stay refused)"
+    if act == "add-kiosk":
+        print(await accounts.add_kiosk(args.kiosk_id, ward=args.ward, counter=args.counter,
+                                       rotate=args.rotate))
+        return None
+    if act == "revoke-kiosk":
+        if not await accounts.revoke_kiosk(args.kiosk_id):
+            raise AccountError(f"no kiosk {args.kiosk_id}")
+        return f"kiosk {args.kiosk_id} revoked"
+    if act == "list-users":
+        _table(await accounts.list_users(), args.json)
+        return None
+    if act == "list-kiosks":
+        _table(await accounts.list_kiosks(), args.json)
+        return None
+    return await _end_call(settings, redis, args.call_id)
 
 
 async def _admin(args: argparse.Namespace, settings: SignalingSettings) -> int:
     redis = store.connect(settings.redis_url)
-    accounts = Accounts(redis, settings)
     try:
-        if args.action == "add-user":
-            password = sys.stdin.readline().rstrip("\n")
-            if len(password) < 8:
-                print("the password must be at least 8 characters", file=sys.stderr)
-                return 2
-            langs = [x.strip() for x in args.languages.split(",") if x.strip()]
-            await accounts.add_user(args.username, role=args.role, password=password,
-                                    name=args.name, languages=langs)
-            print(f"user {args.username} ({args.role}) saved", file=sys.stderr)
-        elif args.action == "add-kiosk":
-            print(await accounts.add_kiosk(args.kiosk_id, ward=args.ward, counter=args.counter))
-        elif args.action == "revoke-kiosk":
-            if not await accounts.revoke_kiosk(args.kiosk_id):
-                print(f"no kiosk {args.kiosk_id}", file=sys.stderr)
-                return 1
-            print(f"kiosk {args.kiosk_id} revoked", file=sys.stderr)
+        try:
+            await redis.ping()
+        except store.REDIS_ERRORS as exc:
+            raise CommandError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: "
+                               f"{type(exc).__name__}") from None
+        line = await _admin_action(args, settings, redis)
+        if line:
+            print(line, file=sys.stderr)
         return 0
+    except AccountError as exc:
+        print(f"tsunagu admin {args.action}: {exc}", file=sys.stderr)
+        return 1
+    except store.REDIS_ERRORS as exc:
+        raise CommandError(f"Redis failed: {type(exc).__name__}") from None
     finally:
         await redis.aclose()
 
 
+def _safe_url(url: str) -> str:
+    """The Redis URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
 def run_admin(argv: list[str]) -> int:
-    """``tsunagu admin ACTION``: staff accounts and kiosk devices."""
+    """``tsunagu admin ACTION``: staff accounts and kiosk devices. Never starts a Redis."""
     args = _admin_parser().parse_args(argv)
     configure_logging(verbose())
-    with redis_url_for(args) as url:
-        settings = SignalingSettings.from_env(data_dir=args.data_dir, create_secret=True,
-                                              redis_url=url)
-        return asyncio.run(_admin(args, settings))
+    try:
+        with redis_url_for(args, start=False) as url:
+            settings = SignalingSettings.from_env(data_dir=args.data_dir, redis_url=url)
+            return asyncio.run(_admin(args, settings))
+    except CommandError as exc:
+        print(f"tsunagu admin: {exc}", file=sys.stderr)
+        return 1
 
 
 UP = Command("the whole service on this machine (Redis, signaling, a relay, the pages)", run_up)

@@ -230,10 +230,15 @@ async def _chat(conn: Connection, m: ChatSend) -> None:
     call = await _party_call(conn, m.call_id, m.rid)
     msg = server_message_fields(Chat(call_id=m.call_id, sender={"role": p.role, "name": p.name},
                                      text=m.text, at_ms=now_ms()))
-    conn.send(Ack(rid=m.rid))
     other = "i:" + call["interpreter"] if p.role == "kiosk" else "k:" + call["kiosk"]
-    await conn.push(dict(msg))
-    await conn.deliver(other, msg)
+    # Chat is never stored: it crosses nodes by pub/sub, at most once, so a message that
+    # cannot reach the other party is refused here (or, if lost on the way, comes back as an
+    # error with the same rid from the other party's node).
+    if not await conn.deliver_chat(other, dict(msg), m.rid):
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "the message did not reach the other party",
+                            m.rid)
+    conn.send(Ack(rid=m.rid))
+    await conn.push(msg)
 
 
 # -- connection lifecycle ----------------------------------------------------

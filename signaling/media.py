@@ -23,12 +23,13 @@ import aiohttp
 
 from signaling.routing import Router
 from tsunagu import tokens
-from tsunagu.protocol import ErrorCode, ProtocolError
+from tsunagu.protocol import ErrorCode, ProtocolError, now_ms
 from tsunagu.settings import SignalingSettings
 from tsunagu.store import RedisClient
 
 log = logging.getLogger(__name__)
 MAX_RELAY_TRIES = 3
+TRUSTED_REFRESH_S = 2.0  # the relays' heartbeat interval
 _PICK_ERRORS = {"not_found": ErrorCode.NOT_FOUND, "forbidden": ErrorCode.FORBIDDEN,
                 "conflict": ErrorCode.CONFLICT, "unavailable": ErrorCode.UNAVAILABLE}
 _PICK_MESSAGES = {"not_found": "no such call", "forbidden": "this call is not yours",
@@ -72,6 +73,9 @@ class RelayPool:
         self.keys = settings.keys
         self.router = router
         self.http: aiohttp.ClientSession | None = None
+        self._trusted: list[str] = []
+        self._trusted_at = -TRUSTED_REFRESH_S
+        self._verified: dict[tuple[str, str, str], bool] = {}
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
@@ -80,13 +84,54 @@ class RelayPool:
         if self.http is not None:
             await self.http.close()
 
+    def trusted(self, relay_id: str, relay: dict[str, str]) -> bool:
+        """A relay signaling may post to: its control URL is on the allow-list
+        (``TSUNAGU_RELAY_URLS``), or its registration carries the key only a holder of the
+        secret can make. Anyone else who can write to Redis cannot redirect offers."""
+        url = relay.get("url", "")
+        if url and url.rstrip("/") in self.settings.relay_urls:
+            return True
+        ok = tokens.relay_registration_ok(self.settings.secret, relay_id, url,
+                                          relay.get("key", ""))
+        if not ok:
+            log.warning("relay %s: registration without a valid key; ignored", relay_id)
+        return ok
+
+    async def trusted_ids(self, *, fresh: bool = False) -> list[str]:
+        """The live relays this node may post to, read at most once per heartbeat interval
+        (a registration's key is checked once per URL and key)."""
+        loop_now = time.monotonic()
+        if not fresh and loop_now - self._trusted_at < TRUSTED_REFRESH_S:
+            return self._trusted
+        alive_since = now_ms() - int(self.settings.relay_dead_s * 1000)
+        ids = await self.redis.zrangebyscore(self.keys.relays, alive_since, "+inf")
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hmget(self.keys.relay(rid), ["url", "key"])
+        trusted = []
+        for rid, (url, key) in zip(ids, await pipe.execute(), strict=True):
+            seen = (rid, url or "", key or "")
+            if seen not in self._verified:
+                self._verified[seen] = self.trusted(rid, {"url": url or "", "key": key or ""})
+            if self._verified[seen]:
+                trusted.append(rid)
+        if len(self._verified) > 1000:  # relays come and go: keep the check cache small
+            self._verified = {k: v for k, v in self._verified.items() if k[0] in ids}
+        self._trusted, self._trusted_at = trusted, loop_now
+        return trusted
+
     async def offer(self, call_id: str, role: str, who: str, sdp: str,
                     modality_of: Callable[[str], str], rid: str | None) -> RelayAnswer:
-        """Hand a party's offer to the call's relay (checked, chosen and claimed in one
-        script: ``pick_relay``), moving on to another relay when one does not answer."""
-        avoid, first = "", ""
+        """Hand a party's offer to the call's relay (checked, chosen among the trusted live
+        relays and claimed in one script: ``pick_relay``), moving on to another relay when
+        one does not answer."""
+        avoid, first, fresh = "", "", False
         for _ in range(MAX_RELAY_TRIES):
-            out = await self.router.pick_relay(call_id, role, who, avoid=avoid)
+            allowed = await self.trusted_ids(fresh=fresh)
+            out = await self.router.pick_relay(call_id, role, who, allowed, avoid=avoid)
+            if out.err == "unavailable" and not fresh:
+                fresh = True  # a relay that registered a moment ago: look again once
+                continue
             if not out.ok:
                 raise ProtocolError(_PICK_ERRORS.get(str(out.err), ErrorCode.INTERNAL),
                                     _PICK_MESSAGES.get(str(out.err), "internal error"), rid)
@@ -106,7 +151,9 @@ class RelayPool:
                     modality: str) -> str | None:
         assert self.http is not None
         url = f"{relay['url'].rstrip('/')}/v1/calls/{call_id}/legs/{party}"
-        headers = {"Authorization": "Bearer " + tokens.mint_service_token(self.settings.secret)}
+        token = tokens.mint_service_token(self.settings.secret, relay_id=relay["id"],
+                                          call_id=call_id, party=party, method="POST")
+        headers = {"Authorization": "Bearer " + token}
         try:
             async with self.http.post(url, json={"sdp": sdp, "language_modality": modality},
                                       headers=headers) as resp:
@@ -127,10 +174,13 @@ class RelayPool:
         """Tell the call's relay to drop both legs (best effort)."""
         if not relay_id or self.http is None:
             return
-        url = await self.redis.hget(self.keys.relay(relay_id), "url")
-        if not url:
+        relay = await self.redis.hgetall(self.keys.relay(relay_id))
+        url = relay.get("url") if relay else None
+        if not url or not self.trusted(relay_id, relay):
             return
-        headers = {"Authorization": "Bearer " + tokens.mint_service_token(self.settings.secret)}
+        token = tokens.mint_service_token(self.settings.secret, relay_id=relay_id,
+                                          call_id=call_id, party="*", method="DELETE")
+        headers = {"Authorization": "Bearer " + token}
         try:
             async with self.http.delete(f"{url.rstrip('/')}/v1/calls/{call_id}",
                                         headers=headers) as resp:

@@ -16,6 +16,7 @@ from signaling.media import RelayPool
 from signaling.metrics import Metrics
 from signaling.routing import Router
 from signaling.stats import StatsService
+from signaling.throttle import LoginThrottle
 from tsunagu.languages import Language
 from tsunagu.settings import SignalingSettings
 from tsunagu.store import RedisClient
@@ -36,6 +37,9 @@ class Node:
     stats: StatsService
     relays: RelayPool
     catalogue: tuple[Language, ...]
+    throttle: LoginThrottle
+    proxies: frozenset[str] = frozenset()
+    preauth: dict[str, int] = field(default_factory=dict)  # sockets before hello, by address
     metrics: Metrics = field(default_factory=lambda: Metrics())
     connections: set[Any] = field(default_factory=set)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -47,11 +47,20 @@ def rows(records: Iterable[CallRecord], *, first: date, last: date, tz: ZoneInfo
     return out
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: str) -> str:
+    """A field a spreadsheet will not run: one that begins like a formula gets a leading
+    ``'`` (OWASP's CSV injection advice; PROTOCOL.md section 13)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def to_csv(table: list[list[str]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(HEADER)
-    writer.writerows(table)
+    writer.writerows([cell(v) for v in row] for row in table)
     return buf.getvalue()
 
 

@@ -174,12 +174,14 @@ class Router:
     async def media_state(self, call_id: str, party: str, **kw: Any) -> Outcome:
         return await self.run("media_state", call_id, party, **kw)
 
-    async def pick_relay(self, call_id: str, role: str, who: str, *, avoid: str = "",
-                         **kw: Any) -> Outcome:
+    async def pick_relay(self, call_id: str, role: str, who: str, allowed: list[str], *,
+                         avoid: str = "", **kw: Any) -> Outcome:
         """Check that ``who`` is the call's ``role`` party and the call is answered, then give
-        the call's live relay, or claim the least loaded one with room (not ``avoid``)."""
+        the call's live relay, or claim the least loaded one with room, among ``allowed``
+        (the relays this node trusts) and not ``avoid``."""
         alive_since = now_ms() - int(self.settings.relay_dead_s * 1000)
-        return await self.run("pick_relay", call_id, role, who, avoid, alive_since, **kw)
+        return await self.run("pick_relay", call_id, role, who, avoid, alive_since,
+                              ",".join(allowed), **kw)
 
     # -- deadlines -----------------------------------------------------------
     async def read_call(self, call_id: str) -> dict[str, str]:

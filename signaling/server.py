@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from signaling import revocation
 from signaling.accounts import Accounts
 from signaling.api import add_routes
 from signaling.bus import Bus
@@ -23,7 +24,9 @@ from signaling.relay_events import follow_relay_events
 from signaling.routing import Router
 from signaling.stats import StatsService
 from signaling.sweeper import Sweeper
+from signaling.throttle import LoginThrottle
 from tsunagu import store
+from tsunagu.access import trusted_proxies
 from tsunagu.languages import load_catalogue
 from tsunagu.settings import SignalingSettings
 
@@ -42,8 +45,14 @@ def build_node(settings: SignalingSettings) -> Node:
         accounts=Accounts(redis, settings),
         bus=Bus(redis, blocking, settings.keys, settings.node_id),
         stats=StatsService(redis, blocking, settings, catalogue),
-        relays=RelayPool(redis, settings, router), catalogue=catalogue)
+        relays=RelayPool(redis, settings, router), catalogue=catalogue,
+        throttle=LoginThrottle(redis, settings), proxies=trusted_proxies())
     node.stats.on_change.append(PositionTicker(node).changed)
+    node.bus.on_revocation = lambda raw: revocation.announced(raw, node.connections)
+
+    async def subscribed() -> None:
+        await revocation.recheck(node.redis, settings.keys, node.connections)
+    node.bus.on_subscribed = subscribed
     return node
 
 
@@ -63,6 +72,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # Blocking reads each get their own connection so they never wait on one another.
     tasks = [
         _supervise("inbox", node.bus.run()),
+        _supervise("pubsub", node.bus.listen()),
         _supervise("stats", node.stats.run()),
         _supervise("sweeper", Sweeper(node).run()),
         _supervise("relay-events", follow_relay_events(node)),

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -80,6 +80,8 @@ class Connection:
         self._closing = False
         self._slow: set[asyncio.Task[None]] = set()
         self._held: list[str] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self.on_signed_in: Callable[[], None] | None = None  # the pre-auth count's release
 
     # -- sending -------------------------------------------------------------
     def hold(self) -> None:
@@ -138,6 +140,22 @@ class Connection:
             case CallEnded() if mine:
                 self.waiting = None
         self.send(msg)
+
+    def revoke(self, why: str) -> None:
+        """The token no longer holds (expired, revoked, rotated, user disabled or new
+        password): ``error unauthorized``, then close code 4401 (PROTOCOL.md section 13)."""
+        if self._closing:
+            return
+        log.info("client %s: %s; closing", self.client_id, why)
+        self.send_raw(error_message(ErrorCode.UNAUTHORIZED, why))
+        self._closing = True
+        self.node.spawn(self._flush_and_close(CLOSE_UNAUTHORIZED), f"revoke {self.client_id}")
+
+    def _expire_at(self, exp: int) -> None:
+        """Close the socket the moment its token expires (no leeway)."""
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, exp - time.time())
+        self._expiry = loop.call_at(loop.time() + delay, self.revoke, "the token has expired")
 
     def replaced(self) -> None:
         """The same kiosk or interpreter signed in on another socket: say so, then close."""
@@ -200,6 +218,10 @@ class Connection:
     async def deliver(self, client_id: str, msg: dict[str, Any]) -> None:
         await self.node.bus.deliver(client_id, msg)
 
+    async def deliver_chat(self, client_id: str, msg: dict[str, Any], rid: str | None) -> bool:
+        """Chat, never stored: False when it cannot reach the other party."""
+        return await self.node.bus.deliver_chat(client_id, msg, self.client_id, rid)
+
     async def attach(self) -> None:
         await self.node.bus.attach(self.client_id, self)
 
@@ -261,6 +283,10 @@ class Connection:
             return await self._refuse("the first message must be hello", hello.rid)
         try:
             self.principal = await self.node.accounts.authenticate(hello.token)
+            if self.on_signed_in is not None:
+                self.on_signed_in()
+                self.on_signed_in = None
+            self._expire_at(self.principal.exp)
             resumed = await self._open_session(hello.resume)
             await dispatch.on_connect(self, resumed)  # welcome, registration, resends
         except TokenError:
@@ -387,6 +413,8 @@ class Connection:
             self.send_raw(error_message(ErrorCode.INTERNAL, "internal error", rid))
 
     async def _closed(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         self.node.connections.discard(self)
         self.subscribe_stats(None)
         self.watch_stats(None)

@@ -45,6 +45,7 @@ def _secret_env() -> Iterator[None]:
     os.environ["TSUNAGU_SECRET"] = TEST_SECRET.decode()
     os.environ["TSUNAGU_ICE_ADDRESSES"] = "127.0.0.1"
     os.environ["TSUNAGU_ICE_SERVERS"] = "[]"
+    os.environ["TSUNAGU_SCRYPT_N"] = "16384"  # the default 2**17 costs ~0.5 s per login
     yield
 
 

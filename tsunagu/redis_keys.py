@@ -32,11 +32,14 @@ PARTS: dict[str, str] = {
     "session": "session",
     "client_node": "cnode",
     "node_inbox": "inbox",
+    "node_chat": "chat",
     "nodes": "nodes",
     "sweep_lease": "sweep_lease",
     "user": "user",
     "kiosk": "kiosk",
     "revoked": "revoked",
+    "revocations": "revocations",
+    "login_failures": "loginfail",
     "relays": "relays",
     "relay": "relay",
     "relay_events": "relay_events",
@@ -137,6 +140,11 @@ class Keys:
         """STREAM of messages for the clients of one signaling node (MAXLEN ~ 10,000)."""
         return self._key("node_inbox", node_id)
 
+    def node_chat(self, node_id: str) -> str:
+        """Pub/sub CHANNEL of one node: chat for its clients and the receipts of chat its
+        clients sent. Never persisted (chat text goes nowhere else in Redis)."""
+        return self._key("node_chat", node_id)
+
     @property
     def nodes(self) -> str:
         """ZSET node id -> last heartbeat ms."""
@@ -149,7 +157,8 @@ class Keys:
 
     # -- accounts ------------------------------------------------------------
     def user(self, username: str) -> str:
-        """HASH of a staff account: role, name, languages, password hash. No TTL."""
+        """HASH of a staff account: role, name, languages, password hash, gen (token
+        generation: raised by set-password and disable-user), disabled. No TTL."""
         return self._key("user", username)
 
     def kiosk(self, kiosk_id: str) -> str:
@@ -160,6 +169,19 @@ class Keys:
     def revoked(self) -> str:
         """SET of revoked token ids (jti) and kiosk ids. No TTL."""
         return self._key("revoked")
+
+    @property
+    def revocations(self) -> str:
+        """Pub/sub CHANNEL: ``kiosk|<id>|<gen>`` or ``user|<name>|<gen>`` when a kiosk is
+        revoked or rotated, a user disabled or given a new password; every node closes the
+        principal's sockets with an older generation."""
+        return self._key("revocations")
+
+    def login_failures(self, kind: str, who: str) -> str:
+        """ZSET of recent failed logins (member: a random id, score: time in ms) for one
+        username (``kind`` "user") or client address ("addr"). TTL 5 minutes from the last
+        failure (``TSUNAGU_LOGIN_*``)."""
+        return self._key("login_failures", kind, who)
 
     # -- media relays --------------------------------------------------------
     @property

@@ -39,6 +39,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def private_directory(path: Path) -> None:
+    """Make ``path`` (mode 0700) and take every file already under it to 0600, every
+    directory to 0700 (a data directory made by an older version was 0755/0644)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    for item in path.rglob("*"):
+        if item.is_symlink() or item.is_socket():
+            continue
+        item.chmod(0o700 if item.is_dir() else 0o600)
+
+
 class RedisServer:
     """A redis-server child process bound to 127.0.0.1, optionally with AOF under ``data_dir``."""
 
@@ -68,8 +79,9 @@ class RedisServer:
         return False
 
     def start(self, timeout_s: float = 10.0) -> None:
-        """Start the server and wait until it answers PING."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Start the server and wait until it answers PING. The data directory is made 0700
+        and what is in it 0600 (password hashes are in the AOF); Redis runs with umask 077."""
+        private_directory(self.data_dir)
         args = [
             find_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
             "--dir", str(self.data_dir), "--save", "", "--protected-mode", "yes",
@@ -79,7 +91,8 @@ class RedisServer:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         args += ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persist else [
             "--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     umask=0o077)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tsunagu import tokens
 from tsunagu.redis_keys import Keys
 
 MIN_SECRET_BYTES = 32
+MIN_SECRET_DISTINCT_BYTES = 12
+# Placeholders published in the project's deployment files: anyone could mint tokens with them.
+SAMPLE_SECRETS = frozenset({b"change-me-to-at-least-32-random-bytes-xxxxxxxx"})
 
 
 class ConfigError(ValueError):
@@ -52,15 +56,27 @@ def load_secret(data_dir: Path | None, *, create: bool) -> bytes:
         if not path.exists():
             if not create:
                 raise ConfigError(f"no TSUNAGU_SECRET and no {path}; run `tsunagu up` first")
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         secret = path.read_text().strip().encode()
     else:
         raise ConfigError("TSUNAGU_SECRET is not set")
+    check_secret(secret)
+    return secret
+
+
+def check_secret(secret: bytes) -> None:
+    """Refuse a short secret, the deployment files' sample value and a secret that is not
+    random (fewer than 12 distinct byte values; random hex or base64 always has more)."""
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigError(f"the signing secret must be at least {MIN_SECRET_BYTES} bytes")
-    return secret
+    if secret in SAMPLE_SECRETS or secret.startswith(b"change-me"):
+        raise ConfigError("TSUNAGU_SECRET is the sample value of the deployment files; "
+                          "set a random one (openssl rand -hex 32)")
+    if len(set(secret)) < MIN_SECRET_DISTINCT_BYTES:
+        raise ConfigError(f"the signing secret has fewer than {MIN_SECRET_DISTINCT_BYTES} "
+                          "distinct byte values: it is not random (openssl rand -hex 32)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +91,8 @@ class SignalingSettings:
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_issuer: str = "tsunagu"
     jwt_audience: str = "tsunagu"
-    staff_token_ttl_s: int = 12 * 3600
+    staff_token_ttl_s: int = tokens.STAFF_MAX_LIFETIME_S
+    kiosk_token_ttl_s: int = tokens.KIOSK_MAX_LIFETIME_S
     allowed_origins: tuple[str, ...] = ()  # empty: same origin only
     heartbeat_s: float = 10.0
     auth_timeout_s: float = 10.0
@@ -100,6 +117,24 @@ class SignalingSettings:
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
     languages_file: str | None = None
+    relay_urls: frozenset[str] = frozenset()  # TSUNAGU_RELAY_URLS: relays trusted by URL
+    metrics_token: str | None = None
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    login_window_s: float = 300.0
+    login_backoff_max_s: float = 900.0
+    preauth_per_address: int = 20
+    header_timeout_s: float = 10.0
+    # The default is 2**17; TSUNAGU_SCRYPT_N lowers it for test suites only.
+    scrypt_n: int = field(default_factory=lambda: int(os.environ.get("TSUNAGU_SCRYPT_N") or 2**17))
+
+    def __post_init__(self) -> None:
+        if not 0 < self.staff_token_ttl_s <= tokens.STAFF_MAX_LIFETIME_S:
+            raise ConfigError("TSUNAGU_STAFF_TOKEN_TTL_S must be 1 to "
+                              f"{tokens.STAFF_MAX_LIFETIME_S} s")
+        if not 0 < self.kiosk_token_ttl_s <= tokens.KIOSK_MAX_LIFETIME_S:
+            raise ConfigError("TSUNAGU_KIOSK_TOKEN_TTL_S must be 1 to "
+                              f"{tokens.KIOSK_MAX_LIFETIME_S} s")
 
     @classmethod
     def from_env(cls, *, data_dir: Path | None = None, create_secret: bool = False,
@@ -111,6 +146,9 @@ class SignalingSettings:
             "ice_servers": parse_ice_servers(env.get("TSUNAGU_ICE_SERVERS")),
             "turn_secret": env.get("TSUNAGU_TURN_SECRET") or None,
             "timezone": env.get("TSUNAGU_TIMEZONE", "Asia/Tokyo"),
+            "relay_urls": frozenset(u.strip().rstrip("/") for u in
+                                    env.get("TSUNAGU_RELAY_URLS", "").split(",") if u.strip()),
+            "metrics_token": env.get("TSUNAGU_METRICS_TOKEN") or None,
         }
         if env.get("REDIS_URL"):
             values["redis_url"] = env["REDIS_URL"]
@@ -141,10 +179,17 @@ _NUMERIC_ENV: dict[str, Any] = {
     "rate_burst": int,
     "stats_interval_s": float,
     "staff_token_ttl_s": int,
+    "kiosk_token_ttl_s": int,
     "sweep_interval_s": float,
     "relay_dead_s": float,
     "node_dead_s": float,
     "auth_timeout_s": float,
+    "turn_ttl_s": int,
+    "login_failures_per_user": int,
+    "login_failures_per_address": int,
+    "preauth_per_address": int,
+    "header_timeout_s": float,
+    "scrypt_n": int,
 }
 
 

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from relay.node import RelayNode
 from relay.server import run
 from tests.conftest import TEST_SECRET
+from tests.relay.relay_peers import RELAY_IDS
 from tsunagu.redis_keys import Keys
 from tsunagu.rtc_internals import install_early_frame_release, restrict_ice_addresses
 
@@ -75,6 +76,7 @@ async def start_relay(redis_url: str, relay_id: str, capacity: int | None = None
         for _ in range(100):
             url = await client.hget(Keys().relay(relay_id), "url")
             if url:
+                RELAY_IDS[url] = relay_id
                 return RunningRelay(url, node, task)
             if task.done():
                 task.result()

@@ -83,10 +83,21 @@ class Peer:
             task.cancel()
 
 
+RELAY_IDS: dict[str, str] = {}  # control URL -> relay id, filled by the tests' start_relay
+
+
+def service_headers(url: str, secret: bytes, call_id: str, party: str, method: str
+                    ) -> dict[str, str]:
+    """A one-time token for one request to the relay at ``url``."""
+    token = mint_service_token(secret, relay_id=RELAY_IDS[url], call_id=call_id, party=party,
+                               method=method)
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def post_offer(session: aiohttp.ClientSession, url: str, secret: bytes, call_id: str,
                      party: str, sdp: str, modality: str = "sign") -> tuple[int, dict[str, Any]]:
     """POST an offer to the relay's control API; (status, JSON body)."""
-    headers = {"Authorization": f"Bearer {mint_service_token(secret)}"}
+    headers = service_headers(url, secret, call_id, party, "POST")
     async with session.post(f"{url}/v1/calls/{call_id}/legs/{party}", headers=headers,
                             json={"sdp": sdp, "language_modality": modality}) as resp:
         return resp.status, await resp.json()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
+import jwt
 import pytest
 import redis.asyncio as aioredis
 
@@ -12,7 +14,7 @@ from relay.errors import AtCapacity
 from relay.node import RelayNode
 from tests.conftest import TEST_SECRET
 from tests.relay.conftest import RunningRelay, start_relay, stop_relay
-from tests.relay.relay_peers import Peer, post_offer
+from tests.relay.relay_peers import Peer, post_offer, service_headers
 from tsunagu.redis_keys import Keys
 from tsunagu.redis_server import RedisServer
 from tsunagu.tokens import mint, mint_service_token
@@ -43,10 +45,11 @@ async def test_admission_refuses_call_past_capacity(
         status, _ = await post_offer(http, relay.url, TEST_SECRET, "b", "interpreter", sdp)
         assert status == 200
         assert sorted(relay.node.calls) == ["a", "b"]
-        headers = {"Authorization": f"Bearer {mint_service_token(TEST_SECRET)}"}
-        async with http.delete(f"{relay.url}/v1/calls/a", headers=headers) as resp:
+        def headers() -> dict[str, str]:
+            return service_headers(relay.url, TEST_SECRET, "a", "*", "DELETE")
+        async with http.delete(f"{relay.url}/v1/calls/a", headers=headers()) as resp:
             assert resp.status == 200
-        async with http.delete(f"{relay.url}/v1/calls/a", headers=headers) as resp:
+        async with http.delete(f"{relay.url}/v1/calls/a", headers=headers()) as resp:
             assert resp.status == 200  # idempotent
         status, _ = await post_offer(http, relay.url, TEST_SECRET, "c", "kiosk", sdp)
         assert status == 200
@@ -63,12 +66,14 @@ async def test_requests_need_a_service_token(relay: RunningRelay,
     kiosk_token = mint(TEST_SECRET, sub="k1", role="kiosk", ttl_s=60)
     async with http.get(f"{relay.url}/v1/calls",
                         headers={"Authorization": f"Bearer {kiosk_token}"}) as resp:
-        assert resp.status == 401
-    forged = mint_service_token(b"another-secret-0123456789abcdef0123")
+        assert resp.status == 403
+    forged = mint_service_token(b"another-secret-0123456789abcdef0123",
+                                relay_id=relay.node.relay_id, call_id="*", party="*",
+                                method="GET")
     async with http.get(f"{relay.url}/v1/calls",
                         headers={"Authorization": f"Bearer {forged}"}) as resp:
-        assert resp.status == 401
-    headers = {"Authorization": f"Bearer {mint_service_token(TEST_SECRET)}"}
+        assert resp.status == 403
+    headers = service_headers(relay.url, TEST_SECRET, "*", "*", "GET")
     async with http.get(f"{relay.url}/v1/calls", headers=headers) as resp:
         assert resp.status == 200
         assert (await resp.json())["calls"] == []
@@ -182,3 +187,48 @@ async def test_an_older_offer_never_replaces_a_newer_one(monkeypatch: pytest.Mon
         await older
     assert call.legs["kiosk"].name == "new" and closed == ["old"]
     await call.close()
+
+
+async def test_a_relay_token_opens_one_request_once(
+        redis: aioredis.Redis, redis_server: RedisServer, relay: RunningRelay,
+        http: aiohttp.ClientSession) -> None:
+    """PROTOCOL.md section 13: bound to relay, call, party and method, used once; else 403."""
+    other = await start_relay(redis_server.url, "r_other")
+    peer, sdp = await new_offer()
+    try:
+        body = {"sdp": sdp, "language_modality": "sign"}
+        token = mint_service_token(TEST_SECRET, relay_id=relay.node.relay_id, call_id="live",
+                                   party="kiosk", method="POST")
+        auth = {"Authorization": f"Bearer {token}"}
+        async with http.post(f"{relay.url}/v1/calls/live/legs/kiosk", json=body,
+                             headers=auth) as resp:
+            assert resp.status == 200
+        replays = [
+            ("POST", f"{relay.url}/v1/calls/other/legs/kiosk"),  # another call
+            ("POST", f"{relay.url}/v1/calls/live/legs/interpreter"),  # another party
+            ("POST", f"{other.url}/v1/calls/live/legs/kiosk"),  # another relay
+            ("POST", f"{relay.url}/v1/calls/live/legs/kiosk"),  # a second time
+            ("DELETE", f"{relay.url}/v1/calls/live"),  # another method
+            ("GET", f"{relay.url}/v1/calls"),
+        ]
+        for method, url in replays:
+            async with http.request(method, url, json=body, headers=auth) as resp:
+                assert resp.status == 403, (method, url)
+        fresh = mint_service_token(TEST_SECRET, relay_id=other.node.relay_id, call_id="other",
+                                   party="kiosk", method="POST")
+        # a token for another relay, replayed on this one before that relay saw it: 403 too
+        async with http.post(f"{relay.url}/v1/calls/other/legs/kiosk", json=body,
+                             headers={"Authorization": f"Bearer {fresh}"}) as resp:
+            assert resp.status == 403
+        assert sorted(relay.node.calls) == ["live"] and other.node.calls == {}
+        now = int(time.time())
+        long_lived = jwt.encode(
+            {"sub": relay.node.relay_id, "role": "signaling", "iat": now, "exp": now + 31,
+             "aud": "tsunagu-relay", "iss": "tsunagu", "jti": "j1", "call": "x",
+             "party": "kiosk", "method": "POST"}, TEST_SECRET, algorithm="HS256")
+        async with http.post(f"{relay.url}/v1/calls/x/legs/kiosk", json=body,
+                             headers={"Authorization": f"Bearer {long_lived}"}) as resp:
+            assert resp.status == 403  # valid for more than 30 s
+    finally:
+        await peer.close()
+        await stop_relay(other)

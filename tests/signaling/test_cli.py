@@ -47,17 +47,21 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], within_s: float = 30) ->
     raise TimeoutError(url)
 
 
+def assert_one_line_failure(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+
+
 @pytest.mark.timeout(120)
 def test_up_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    # admin before `up`: starts the data directory's Redis for the command, makes the secret
-    done = admin(data, "add-user", "alice", "--role", "interpreter", "--languages", "jsl",
-                 "--password-stdin", stdin="a-long-password\n")
-    assert done.returncode == 0, done.stderr
-    assert len((data / "secret").read_text().strip()) >= 32
-    short = admin(data, "add-user", "bob", "--role", "interpreter", "--password-stdin",
-                  stdin="short\n")
-    assert short.returncode == 2
+    # admin before `up`: never starts a Redis of its own, says so in one line
+    before = admin(data, "add-user", "alice", "--role", "interpreter", "--languages", "jsl",
+                   "--password-stdin", stdin="a-long-password\n")
+    assert_one_line_failure(before, "no Redis", "tsunagu up")
+    assert not (data / "redis.sock").exists()
     port, relay_port = free_port(), free_port()
     with (tmp_path / "up.log").open("wb") as log:
         proc = subprocess.Popen([*CLI, "up", "--data-dir", str(data), "--port", str(port),
@@ -68,6 +72,13 @@ def test_up_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         wait_ready(f"http://127.0.0.1:{relay_port}/healthz", proc)
         started = (tmp_path / "up.log").read_text()
         assert f"tsunagu is up at http://127.0.0.1:{port}. Next: add accounts" in started
+        assert len((data / "secret").read_text().strip()) >= 32
+        done = admin(data, "add-user", "alice", "--role", "interpreter", "--languages", "jsl",
+                     "--password-stdin", stdin="a-long-password\n")
+        assert done.returncode == 0, done.stderr
+        short = admin(data, "add-user", "bob", "--role", "interpreter", "--languages", "en",
+                      "--password-stdin", stdin="short\n")
+        assert_one_line_failure(short, "8 characters")
         token = admin(data, "add-kiosk", "k1", "--ward", "北区", "--counter", "3")
         assert token.returncode == 0 and token.stdout.count("\n") == 1
         assert token.stdout.count(".") == 2  # one JWT on one line, nothing else
@@ -75,16 +86,24 @@ def test_up_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/login", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=5) as r:
-            assert r.status == 200  # the user made before `up` is in up's Redis
+            assert r.status == 200
         assert (data / "appendonlydir").is_dir()  # AOF persistence is on
+        assert admin(data, "revoke-kiosk", "k1").returncode == 0
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)
     assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
     leftovers = subprocess.run(["pgrep", "-f", str(data / "redis.sock")], capture_output=True)
     assert leftovers.stdout.strip() == b"", "redis-server left running"
-    # the data survives: the kiosk registered during `up` can be revoked after it
-    assert admin(data, "revoke-kiosk", "k1").returncode == 0
+    # private files: the directory 0700, every file in it 0600 (the AOF holds password hashes)
+    assert data.stat().st_mode & 0o777 == 0o700
+    for item in data.rglob("*"):
+        if item.is_socket():
+            continue
+        want = 0o700 if item.is_dir() else 0o600
+        assert item.stat().st_mode & 0o777 == want, item
+    # and the data survives, but admin after `up` has stopped starts nothing
+    assert_one_line_failure(admin(data, "list-users"), "no Redis")
 
 
 def test_turn_credentials_are_minted_per_call() -> None:

@@ -94,10 +94,11 @@ async def test_every_message_a_script_builds_parses(router: Router, redis: aiore
     await redis.zadd(K.relays, {"r1": t + 3})
     await redis.hset(K.relay("r1"), mapping={"url": "http://127.0.0.1:9", "capacity": 2,
                                              "calls": 0, "cpu": 0.1})
-    picked = await r.pick_relay("c1", "kiosk", "k1", now=t + 3)
+    picked = await r.pick_relay("c1", "kiosk", "k1", ["r1"], now=t + 3)
     assert (picked.get("relay"), picked.get("moved"), picked.get("other")) == ("r1", False,
                                                                               "i:dave")
-    assert (await r.pick_relay("c1", "interpreter", "bob", now=t + 3)).err == "forbidden"
+    assert (await r.pick_relay("c1", "interpreter", "bob", ["r1"], now=t + 3)).err == "forbidden"
+    assert (await r.pick_relay("c1", "kiosk", "k1", [], now=t + 3)).err == "unavailable"
     await r.media_state("c1", "kiosk", now=t + 4)
     await r.media_state("c1", "interpreter", now=t + 5)
     # both sides drop and come back: what they must see again is resent

@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from signaling.accounts import Accounts
+from signaling.listener import listen
 from signaling.server import create_app
 from tsunagu.client import SignalingClient, login
 from tsunagu.redis_server import free_port
@@ -32,6 +33,7 @@ class Node:
     base_url: str
     proc: subprocess.Popen[bytes] | None = None
     runner: web.AppRunner | None = None
+    server: asyncio.Server | None = None
     log_path: str | None = None
 
     @property
@@ -51,6 +53,7 @@ class Stack:
                               ) -> str:
         redis = connect(self.settings.redis_url)
         try:
+            await redis.delete(self.settings.keys.user(name))  # tests re-add freely
             await Accounts(redis, self.settings).add_user(
                 name, role="interpreter", password=password, name=name.title(),
                 languages=languages)
@@ -61,6 +64,7 @@ class Stack:
     async def add_staff(self, name: str, role: str, password: str = "pw-" * 3) -> str:
         redis = connect(self.settings.redis_url)
         try:
+            await redis.delete(self.settings.keys.user(name))  # tests re-add freely
             await Accounts(redis, self.settings).add_user(name, role=role, password=password)
         finally:
             await redis.aclose()
@@ -70,7 +74,7 @@ class Stack:
         redis = connect(self.settings.redis_url)
         try:
             return await Accounts(redis, self.settings).add_kiosk(kiosk_id, ward=ward,
-                                                                 counter=counter)
+                                                                 counter=counter, rotate=True)
         finally:
             await redis.aclose()
 
@@ -83,6 +87,8 @@ class Stack:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
         for node in self.nodes:
+            if node.server is not None:
+                node.server.close()
             if node.runner is not None:
                 await node.runner.cleanup()
             if node.proc is not None:
@@ -94,8 +100,8 @@ async def start_inprocess(settings: SignalingSettings) -> Node:
     port = free_port()
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return Node(f"http://127.0.0.1:{port}", runner=runner)
+    server = await listen(runner, "127.0.0.1", port, settings.header_timeout_s)
+    return Node(f"http://127.0.0.1:{port}", runner=runner, server=server)
 
 
 def start_process(redis_url: str, env: dict[str, str] | None = None) -> Node:

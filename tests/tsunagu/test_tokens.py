@@ -20,7 +20,7 @@ from tsunagu.settings import ConfigError, SignalingSettings, load_secret
 
 NOW = int(time.time())
 GOOD = {"sub": "k1", "role": "kiosk", "aud": "tsunagu", "iss": "tsunagu", "iat": NOW,
-        "exp": NOW + 600, "gen": 1}
+        "exp": NOW + 600, "gen": 1, "jti": "t1"}
 
 
 def b64(data: dict[str, object]) -> str:
@@ -53,12 +53,14 @@ def test_verify_accepts_a_good_token() -> None:
 
 
 def test_service_token_is_not_a_client_token() -> None:
-    service = tokens.mint_service_token(TEST_SECRET)
+    service = tokens.mint_service_token(TEST_SECRET, relay_id="r1", call_id="c1",
+                                        party="kiosk", method="POST")
     with pytest.raises(tokens.TokenError):
         tokens.verify(TEST_SECRET, service)
     client = tokens.mint(TEST_SECRET, sub="k1", role="kiosk", ttl_s=60)
     with pytest.raises(tokens.TokenError):
-        tokens.verify_service_token(TEST_SECRET, client)
+        tokens.verify_service_token(TEST_SECRET, client, relay_id="r1", call_id="c1",
+                                    party="kiosk", method="POST")
 
 
 def test_password_hashing() -> None:
