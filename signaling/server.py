@@ -74,7 +74,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         _supervise("inbox", node.bus.run()),
         _supervise("pubsub", node.bus.listen()),
         _supervise("stats", node.stats.run()),
-        _supervise("sweeper", Sweeper(node).run()),
+        _supervise("sweeper", (sweeper := Sweeper(node)).run()),
+        _supervise("heartbeat", sweeper.heartbeat()),
         _supervise("relay-events", follow_relay_events(node)),
         _supervise("configure", _configure_when_ready(node)),
     ]

@@ -26,6 +26,10 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 """
 
 
+HEARTBEAT_S = 1.0
+SWEEP_BUDGET_S = 0.5
+
+
 class Sweeper:
     """The deadline and liveness sweeper of one node."""
 
@@ -41,8 +45,6 @@ class Sweeper:
         while True:
             try:
                 liveness_due = loop.time() - self._last_liveness > 1.0
-                if liveness_due:
-                    await self.node.bus.heartbeat()  # every node, lease or not
                 if await self._renew(keys=[self.keys.sweep_lease],
                                      args=[self.node.settings.node_id, LEASE_MS]):
                     await self.sweep_deadlines()
@@ -61,11 +63,25 @@ class Sweeper:
                 await asyncio.sleep(1.0)
             await asyncio.sleep(interval)
 
-    async def sweep_deadlines(self) -> int:
-        """Run every due deadline's transition; return how many ran."""
+    async def heartbeat(self) -> None:
+        """Tell the other nodes this one is alive, every second, whatever the sweep is doing:
+        a long sweep under load must never make its own node look dead."""
+        while True:
+            try:
+                await self.node.bus.heartbeat()
+            except REDIS_ERRORS as exc:
+                stop_if_cancelled()
+                log.warning("heartbeat: redis unavailable (%s)", type(exc).__name__)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def sweep_deadlines(self, budget_s: float = SWEEP_BUDGET_S) -> int:
+        """Run due deadlines' transitions for at most ``budget_s`` (the rest wait for the next
+        pass, a moment later); return how many ran."""
         router = self.node.router
         fired = 0
-        while members := await router.due_deadlines(limit=200):
+        loop = asyncio.get_running_loop()
+        until = loop.time() + budget_s
+        while loop.time() < until and (members := await router.due_deadlines(limit=200)):
             for member in members:
                 try:
                     out = await router.fire_deadline(member)

@@ -9,8 +9,7 @@ if refused then return finish({err = refused}) end
 del_deadline('offer', call_id, offer_id)
 local enq = tonumber(hget(ckey, 'enqueued_ms'))
 local first = hget(ckey, 'answered_ms') == nil
-set_call_state(ckey, call_id, CS.connecting)
-redis.call('HSET', ckey, 'answered_ms', NOW, 'offer_id', '')
+set_call_state(ckey, call_id, CS.connecting, 'answered_ms', NOW, 'offer_id', '')
 if first then redis.call('HSET', ckey, 'first_answered_ms', NOW) end
 del_deadline('maxwait', call_id, '')
 del_deadline('nointerp', call_id, '')

@@ -10,8 +10,7 @@ local live = redis.call('GET', k(KEY.kiosk_call, kiosk))
 if live then return finish({err = 'conflict', call_id = live}) end
 local ckey = k(KEY.call, call_id)
 local score = NOW - boost
-set_call_state(ckey, call_id, CS.queued)
-redis.call('HSET', ckey, 'id', call_id, 'language', lang, 'kiosk', kiosk,
+set_call_state(ckey, call_id, CS.queued, 'id', call_id, 'language', lang, 'kiosk', kiosk,
   'ward', ward, 'counter', counter, 'priority', priority, 'procedure', procedure,
   'enqueued_ms', NOW, 'score', score, 'orig_language', lang, 'max_wait_ms', max_wait)
 redis.call('SET', k(KEY.kiosk_call, kiosk), call_id)

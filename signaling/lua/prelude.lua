@@ -54,12 +54,15 @@ local function hget(key, field)
   return v
 end
 
--- Every change of a call's state goes through here (states from the generated CS table).
-local function set_call_state(ckey, call_id, state)
+-- Every change of a call's state goes through here (states from the generated CS table);
+-- other fields to set go with it, in the same HSET.
+local function set_call_state(ckey, call_id, state, ...)
   local old = hget(ckey, 'state')
   if old ~= state then
-    redis.call('HSET', ckey, 'state', state)
+    redis.call('HSET', ckey, 'state', state, ...)
     CHANGES[#CHANGES + 1] = {'call', call_id, old or '', state}
+  elseif select('#', ...) > 0 then
+    redis.call('HSET', ckey, ...)
   end
 end
 
@@ -186,8 +189,7 @@ local function offer(call_id, interp_id, lang)
   local offer_id = 'o_' .. redis.sha1hex(call_id .. interp_id .. NOW .. OP):sub(1, 16)
   local timeout_ms = cfg_ms('offer_timeout_ms', 20000)
   redis.call('ZREM', k(KEY.queue, lang), call_id)
-  set_call_state(ckey, call_id, CS.offered)
-  redis.call('HSET', ckey, 'interpreter', interp_id, 'offer_id', offer_id,
+  set_call_state(ckey, call_id, CS.offered, 'interpreter', interp_id, 'offer_id', offer_id,
     'offered_ms', NOW)
   redis.call('HSET', k(KEY.interp, interp_id), 'call_id', call_id, 'offer_id', offer_id)
   unidle(interp_id)
@@ -225,8 +227,7 @@ end
 local function requeue(call_id, interp_id, passed)
   local ckey = k(KEY.call, call_id)
   local lang = hget(ckey, 'language')
-  set_call_state(ckey, call_id, CS.queued)
-  redis.call('HSET', ckey, 'interpreter', '', 'offer_id', '')
+  set_call_state(ckey, call_id, CS.queued, 'interpreter', '', 'offer_id', '')
   redis.call('ZADD', k(KEY.queue, lang), tonumber(hget(ckey, 'score')), call_id)
   if passed then redis.call('SADD', k(KEY.passed, call_id), interp_id) end
   redis.call('HDEL', k(KEY.interp, interp_id), 'call_id', 'offer_id')
@@ -277,8 +278,7 @@ local function end_call(call_id, outcome, reason, by)
   local duration = nil
   if answered and answered ~= '' then duration = (NOW - tonumber(answered)) / 1000 end
   local final = (outcome == 'answered') and CS.ended or outcome
-  set_call_state(ckey, call_id, final)
-  redis.call('HSET', ckey, 'ended_ms', NOW, 'reason', reason, 'outcome', outcome)
+  set_call_state(ckey, call_id, final, 'ended_ms', NOW, 'reason', reason, 'outcome', outcome)
   redis.call('SREM', k(KEY.live_calls), call_id)
   redis.call('EXPIRE', ckey, 86400)
   redis.call('DEL', k(KEY.passed, call_id))

@@ -14,8 +14,7 @@ if others == 0 then
   return finish({err = 'conflict', reason = 'no_interpreter'})
 end
 local from = hget(ckey, 'language')
-set_call_state(ckey, call_id, CS.queued)
-redis.call('HSET', ckey, 'language', lang, 'interpreter', '')
+set_call_state(ckey, call_id, CS.queued, 'language', lang, 'interpreter', '')
 redis.call('HDEL', ckey, 'answered_ms', 'relay', 'media_kiosk', 'media_interpreter')
 redis.call('SADD', k(KEY.passed, call_id), interp_id)
 redis.call('ZADD', k(KEY.queue, lang), tonumber(hget(ckey, 'score')), call_id)
