@@ -222,7 +222,8 @@ async def main() -> None:
         settings = SignalingSettings(secret=os.environ.get("TSUNAGU_SECRET", "b" * 40).encode(),
                             redis_url=redis.url)
         env = {"TSUNAGU_SECRET": settings.secret.decode(), "TSUNAGU_WRAPUP_S": "0",
-               "TSUNAGU_RATE_PER_S": "1000", "TSUNAGU_RATE_BURST": "1000"}
+               "TSUNAGU_MESSAGES_PER_SECOND": "100000",
+               "TSUNAGU_CALLS_PER_MINUTE": "100000"}
         async with running(settings, inprocess=0, processes=2, env=env) as stack:
             assert redis.proc is not None
             result = await bench(args, stack, redis.proc.pid)

@@ -37,7 +37,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     s = node.settings
     if not origin_allowed(request, s):
         raise web.HTTPForbidden(text="origin not allowed")
-    ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes, compress=False,
+    # aiohttp refuses a frame of exactly max_msg_size bytes (it compares >=); the contract
+    # refuses only frames larger than 64 KiB (FIELD-NOTES).
+    ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes + 1, compress=False,
                                heartbeat=s.heartbeat_s, autoping=True)
     allow_pong_within(ws, s.heartbeat_s)
     await ws.prepare(request)

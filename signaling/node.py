@@ -12,6 +12,7 @@ from aiohttp import web
 
 from signaling.accounts import Accounts
 from signaling.bus import Bus
+from signaling.limits import Limits
 from signaling.media import RelayPool
 from signaling.metrics import Metrics
 from signaling.routing import Router
@@ -36,6 +37,7 @@ class Node:
     stats: StatsService
     relays: RelayPool
     catalogue: tuple[Language, ...]
+    limits: Limits
     metrics: Metrics = field(default_factory=lambda: Metrics())
     connections: set[Any] = field(default_factory=set)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)

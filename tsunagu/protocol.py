@@ -163,10 +163,15 @@ def parse_message(raw: str | bytes) -> Message:
     """Parse one text frame into its message; raise ProtocolError(bad_request)."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: a deeply nested frame (1,000 levels fit in 2 KB)
         raise ProtocolError(ErrorCode.BAD_REQUEST, "not JSON") from exc
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a message is a JSON object")
+    if not _encodable(data):
+        # A lone surrogate escape ("\\ud800") is valid JSON but no UTF-8: it could be neither
+        # echoed nor stored.
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "text must be valid Unicode")
     rid = data.get("rid")
     if rid is not None and (not isinstance(rid, str) or len(rid) > MAX_RID):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "rid must be a short string")
@@ -180,6 +185,25 @@ def parse_message(raw: str | bytes) -> Message:
             continue
         kwargs[f.name] = _field(data, f.name, str(f.type), f.default is not MISSING, rid)
     return cls(**{k: v for k, v in kwargs.items() if v is not _ABSENT})
+
+
+def _encodable(data: dict[str, Any]) -> bool:
+    """True if every string in ``data`` (keys and values, at any depth) encodes as UTF-8.
+    Iterative: the parser already bounded the depth, this walk adds no recursion."""
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 class _Absent:

@@ -94,6 +94,11 @@ class Keys:
         """HASH session -> principal id, role, node, disconnected_ms. TTL = grace + margin."""
         return f"{self.prefix}:session:{session_id}"
 
+    def client_session(self, client_id: str) -> str:
+        """STRING: a kiosk's or interpreter's latest session id; its older session is deleted
+        when a newer one opens, so reconnecting in a loop keeps one session. TTL = session's."""
+        return f"{self.prefix}:csession:{client_id}"
+
     def client_node(self, client_id: str) -> str:
         """STRING client id -> node id holding its socket. TTL refreshed by the node."""
         return f"{self.prefix}:cnode:{client_id}"
@@ -111,6 +116,27 @@ class Keys:
     def sweep_lease(self) -> str:
         """STRING node id holding the sweeper lease (PX a few seconds)."""
         return f"{self.prefix}:sweep_lease"
+
+    # -- flood limits (PROTOCOL.md section 13) -------------------------------
+    def rate_messages(self, client_id: str, second: int) -> str:
+        """STRING counter of a principal's messages in one wall-clock second, across all its
+        sockets and nodes. TTL 2 s."""
+        return f"{self.prefix}:rl:m:{client_id}:{second}"
+
+    def rate_calls(self, kiosk_id: str) -> str:
+        """ZSET of the ms times of a kiosk's call requests in the last minute (at most
+        ``calls_per_minute`` members). TTL 60 s."""
+        return f"{self.prefix}:rl:c:{kiosk_id}"
+
+    def rate_flood(self, client_id: str) -> str:
+        """STRING: ms when a principal's current flood (messages refused for the rate, with no
+        2 s pause) began. TTL 2 s, renewed by each refusal."""
+        return f"{self.prefix}:rl:f:{client_id}"
+
+    @property
+    def rate_pattern(self) -> str:
+        """Glob matching every flood-limit key above."""
+        return f"{self.prefix}:rl:*"
 
     # -- accounts ------------------------------------------------------------
     def user(self, username: str) -> str:

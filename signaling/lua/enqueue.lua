@@ -14,6 +14,7 @@ redis.call('HSET', ckey, 'id', call_id, 'state', 'queued', 'language', lang, 'ki
   'ward', ward, 'counter', counter, 'priority', priority, 'procedure', procedure,
   'enqueued_ms', NOW, 'score', score, 'orig_language', lang, 'max_wait_ms', max_wait)
 redis.call('SET', k('kcall', kiosk), call_id)
+redis.call('DEL', k('kended', kiosk))  -- a kiosk asking again is past its last call
 redis.call('SADD', k('calls', 'live'), call_id)
 event('enqueued', {call = call_id, lang = lang, kiosk = kiosk, ward = ward, counter = counter,
   prio = priority})
