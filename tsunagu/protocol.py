@@ -168,10 +168,9 @@ def parse_message(raw: str | bytes) -> Message:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "not JSON") from exc
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a message is a JSON object")
-    if not _encodable(data):
-        # A lone surrogate escape ("\\ud800") is valid JSON but no UTF-8: it could be neither
-        # echoed nor stored.
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "text must be valid Unicode")
+    problem = _hostile(data)
+    if problem:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, problem)
     rid = data.get("rid")
     if rid is not None and (not isinstance(rid, str) or len(rid) > MAX_RID):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "rid must be a short string")
@@ -187,23 +186,28 @@ def parse_message(raw: str | bytes) -> Message:
     return cls(**{k: v for k, v in kwargs.items() if v is not _ABSENT})
 
 
-def _encodable(data: dict[str, Any]) -> bool:
-    """True if every string in ``data`` (keys and values, at any depth) encodes as UTF-8.
-    Iterative: the parser already bounded the depth, this walk adds no recursion."""
-    stack: list[Any] = [data]
+MAX_DEPTH = 16  # no message nests deeper than 2; the parser's own limit is the recursion limit
+
+
+def _hostile(data: dict[str, Any]) -> str | None:
+    """Why ``data`` cannot be served, or None: nesting deeper than ``MAX_DEPTH`` (whatever
+    the interpreter's recursion limit let the parser accept), or a string, key or value, at
+    any depth, that is no valid Unicode (a lone surrogate escape ``"\\ud800"`` is valid JSON
+    but could be neither echoed nor stored). Iterative: adds no recursion of its own."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return "nesting too deep"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
         elif isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return False
-    return True
+                return "text must be valid Unicode"
+    return None
 
 
 class _Absent:
