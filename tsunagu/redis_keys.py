@@ -61,8 +61,10 @@ class Keys:
         return f"{self.prefix}:kcall:{kiosk_id}"
 
     def kiosk_missed_end(self, kiosk_id: str) -> str:
-        """STRING: the ``call.ended`` of a call that ended while its kiosk was away, told
-        (and deleted) when the kiosk connects again. TTL 1 h."""
+        """STRING: the ``call.ended`` of the kiosk's current call, written whenever that call
+        ends (unless the kiosk itself asked), whether or not a node holds the kiosk. Deleted
+        by the kiosk's node once sent live (``Router.ended_seen``), else told and deleted by
+        the next ``kiosk_connect`` on any node, or by a new ``call.request``. TTL 1 h."""
         return f"{self.prefix}:kended:{kiosk_id}"
 
     @property

@@ -267,8 +267,9 @@ class Drill:
             cut(c)
 
     # -- the invariants ----------------------------------------------------------------------
-    async def check(self) -> dict[str, Any]:
-        """The invariants; returns the numbers (raises AssertionError on a violation)."""
+    async def check(self, *, strict: bool = True) -> dict[str, Any]:
+        """The invariants; returns the numbers (``strict``: raises AssertionError on a
+        violation)."""
         seen = self.seen
         events = [f for _, f in await self.redis.xrange(K.events)]
         enqueued = {f["call"]: f["kiosk"] for f in events if f["ev"] == "enqueued"
@@ -302,8 +303,10 @@ class Drill:
                     "unseen": unseen[:5], "unended": unended[:5],
                     "late": dict(list(late.items())[:5]), "double": double[:5],
                     "overlaps": overlaps}
-        assert not any(problems.values()), (problems, report)
-        assert stats == counted, (stats, counted)
+        if strict:
+            assert not any(problems.values()), (problems, report)
+            assert stats == counted, (stats, counted)
+        report["problems"] = {k: v for k, v in problems.items() if v}
         return report
 
     async def _stats(self) -> dict[str, int]:
