@@ -42,7 +42,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     address = client_address(request, node.proxies)
     if node.preauth.get(address, 0) >= s.preauth_per_address:
         raise web.HTTPTooManyRequests(text="too many sockets waiting to sign in")
-    ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes, compress=False,
+    # aiohttp refuses a frame of exactly max_msg_size bytes (it compares >=); the contract
+    # refuses only frames larger than 64 KiB (FIELD-NOTES).
+    ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes + 1, compress=False,
                                heartbeat=s.heartbeat_s, autoping=True)
     allow_pong_within(ws, s.heartbeat_s)
     node.preauth[address] = node.preauth.get(address, 0) + 1

@@ -74,6 +74,10 @@ class Connection(Protocol):
 
     def observe(self, name: str, ms: float) -> None: ...
 
+    async def call_allowed(self) -> bool:
+        """Count a call request against the kiosk's calls per minute (PROTOCOL.md 13)."""
+        ...
+
     # the supervisor's live statistics
     async def stats_snapshot(self) -> dict[str, Any]: ...
 

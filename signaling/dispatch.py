@@ -111,6 +111,8 @@ async def _call_request(conn: Connection, m: CallRequest) -> None:
     assert p is not None
     if m.language not in conn.languages:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "unknown language", m.rid)
+    if not await conn.call_allowed():
+        raise ProtocolError(ErrorCode.RATE_LIMITED, "too many calls; wait a minute", m.rid)
     call_id = new_call_id()
     out = await _run(conn, "enqueue", conn.router.enqueue(
         kiosk=p.id, ward=p.ward, counter=p.counter, language=m.language,

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from signaling.accounts import Accounts
 from signaling.bus import Bus
+from signaling.limits import Limits
 from signaling.media import RelayPool
 from signaling.metrics import Metrics
 from signaling.routing import Router
@@ -38,6 +39,7 @@ class Node:
     relays: RelayPool
     catalogue: tuple[Language, ...]
     throttle: LoginThrottle
+    limits: Limits
     proxies: frozenset[str] = frozenset()
     preauth: dict[str, int] = field(default_factory=dict)  # sockets before hello, by address
     metrics: Metrics = field(default_factory=lambda: Metrics())

@@ -35,6 +35,12 @@ SCRIPTS = (
     "grace", "wrapup_end", "max_wait", "media_state", "pick_relay",
 )
 
+# KEYS[1] = the kiosk's kept call.ended, ARGV[1] = the call it was sent for.
+_ENDED_SEEN = """
+local kept = redis.call('GET', KEYS[1])
+if kept and cjson.decode(kept).call_id == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+
 
 def load_script_source(name: str) -> str:
     """The generated state and key tables, the prelude, then the named transition."""
@@ -87,6 +93,7 @@ class Router:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(load_script_source(name)) for name in SCRIPTS
         }
+        self._ended_seen = redis.register_script(_ENDED_SEEN)
 
     async def configure(self) -> None:
         """Write the timers the scripts read (every node of a deployment writes the same)."""
@@ -170,6 +177,12 @@ class Router:
         s = self.settings
         return await self.run("kiosk_disconnect", kiosk, int(s.kiosk_grace_s * 1000),
                               int(s.call_grace_s * 1000), node, **kw)
+
+    async def ended_seen(self, kiosk: str, call_id: str) -> None:
+        """The kiosk was sent its call's ``call.ended`` live: forget the copy kept for its
+        resume (only if it is still that call's)."""
+        await self._ended_seen(keys=[self.settings.keys.kiosk_missed_end(kiosk)],
+                               args=[call_id])
 
     async def media_state(self, call_id: str, party: str, **kw: Any) -> Outcome:
         return await self.run("media_state", call_id, party, **kw)

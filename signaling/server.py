@@ -16,6 +16,7 @@ from signaling import revocation
 from signaling.accounts import Accounts
 from signaling.api import add_routes
 from signaling.bus import Bus
+from signaling.limits import Limits
 from signaling.media import RelayPool
 from signaling.node import NODE, Node
 from signaling.pages import add_pages, security_headers
@@ -46,7 +47,10 @@ def build_node(settings: SignalingSettings) -> Node:
         bus=Bus(redis, blocking, settings.keys, settings.node_id),
         stats=StatsService(redis, blocking, settings, catalogue),
         relays=RelayPool(redis, settings, router), catalogue=catalogue,
-        throttle=LoginThrottle(redis, settings), proxies=trusted_proxies())
+        throttle=LoginThrottle(redis, settings), proxies=trusted_proxies(),
+        limits=Limits(redis, settings.keys, messages_per_s=settings.messages_per_s,
+                      calls_per_minute=settings.calls_per_minute,
+                      flood_disconnect_s=settings.flood_disconnect_s))
     node.stats.on_change.append(PositionTicker(node).changed)
     node.bus.on_revocation = lambda raw: revocation.announced(raw, node.connections)
 
@@ -107,10 +111,12 @@ async def _configure_when_ready(node: Node) -> None:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """On shutdown, before aiohttp waits for handlers: close every socket at once (a client
-    that does not answer the close is cut after 2 s), so each records its disconnect."""
+    """The drain, on SIGTERM or any shutdown, once the listener is closed and before aiohttp
+    waits for handlers: close every socket at once with 1012 (service restart: resume on
+    another node; a client that does not answer the close is cut after 2 s), so each
+    records its disconnect and its grace period covers the move."""
     node = app[NODE]
-    closing = [asyncio.wait_for(c.ws.close(code=1001, message=b"server shutting down"), 2.0)
+    closing = [asyncio.wait_for(c.ws.close(code=1012, message=b"node restarting; resume"), 2.0)
                for c in list(node.connections)]
     await asyncio.gather(*closing, return_exceptions=True)
     if node.tasks:

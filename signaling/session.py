@@ -26,6 +26,7 @@ from signaling import dispatch
 from signaling.accounts import Principal
 from signaling.connection import StatsListener
 from signaling.interpreter_view import queue_message
+from signaling.limits import SocketCounter
 from signaling.media import RelayPool, ice_servers_for
 from signaling.node import Node
 from signaling.positions import read_places
@@ -59,8 +60,9 @@ log = logging.getLogger(__name__)
 OUTBOX = 256
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_REPLACED = 4409
-CLOSE_FLOOD = 1008
+CLOSE_FLOOD = 4429
 CLOSE_SLOW = 1013
+CLOSE_INTERNAL = 1011
 
 
 class Connection:
@@ -74,9 +76,7 @@ class Connection:
         self.waiting: tuple[str, str] | None = None  # (call_id, language) while queued
         self.last_position: tuple[int, int] | None = None
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX)
-        self._tokens = float(node.settings.rate_burst)
-        self._refill_at = time.monotonic()
-        self._strikes = 0
+        self._counter = SocketCounter()
         self._closing = False
         self._slow: set[asyncio.Task[None]] = set()
         self._held: list[str] | None = None
@@ -140,6 +140,11 @@ class Connection:
             case CallEnded() if mine:
                 self.waiting = None
         self.send(msg)
+        if isinstance(msg, CallEnded) and self.principal is not None \
+                and self.principal.role == "kiosk" and not self.ws.closed:
+            # told live: the copy kept for a kiosk away (kended) is no longer needed
+            self.node.spawn(self.node.router.ended_seen(self.principal.id, msg.call_id),
+                            f"ended seen {self.client_id}")
 
     def revoke(self, why: str) -> None:
         """The token no longer holds (expired, revoked, rotated, user disabled or new
@@ -163,8 +168,20 @@ class Connection:
         self.node.spawn(self._flush_and_close(CLOSE_REPLACED), f"replace {self.client_id}")
 
     async def _writer(self) -> None:
-        while (text := await self._outbox.get()) is not None:
-            await self.ws.send_str(text)
+        """Drain the outbox. A frame that cannot be sent (an encoding error, a broken
+        transport) closes the socket: a client is never left connected to a silent server."""
+        try:
+            while (text := await self._outbox.get()) is not None:
+                await self.ws.send_str(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("client %s: writer failed (%s); closing", self.client_id,
+                        type(exc).__name__)
+            if not self._closing:
+                self._closing = True
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=CLOSE_INTERNAL)
 
     async def refresh_position(self, *, force: bool = False) -> None:
         """Send ``call.position`` (or ``call.queued`` if ``force``) when place or estimate moved."""
@@ -273,6 +290,8 @@ class Connection:
             msg = await self.ws.receive(timeout=self.node.settings.auth_timeout_s)
         except TimeoutError:
             return await self._refuse("no hello in time", None)
+        if msg.type == WSMsgType.BINARY:
+            return await self._refuse("the first message must be hello", None)
         if msg.type != WSMsgType.TEXT:
             return False
         try:
@@ -283,6 +302,14 @@ class Connection:
             return await self._refuse("the first message must be hello", hello.rid)
         try:
             self.principal = await self.node.accounts.authenticate(hello.token)
+            verdict = await self.node.limits.message(self.principal.client_id, self._counter)
+            if not verdict.allowed:
+                # a token reconnecting in a loop: refused before anything is written
+                self.node.metrics.errors["rate_limited"] += 1
+                self.send_raw(error_message(ErrorCode.RATE_LIMITED,
+                                            "too many messages; slow down", hello.rid))
+                await self._flush_and_close(CLOSE_FLOOD)
+                return False
             if self.on_signed_in is not None:
                 self.on_signed_in()
                 self.on_signed_in = None
@@ -311,9 +338,18 @@ class Connection:
                 await self.node.redis.expire(k.session(resume), self.session_ttl_s)
                 return True
         self.session_id = "s_" + secrets.token_urlsafe(18)
-        await self.node.redis.hset(k.session(self.session_id), mapping={
+        pipe = self.node.redis.pipeline(transaction=True)
+        pipe.hset(k.session(self.session_id), mapping={
             "client": self.client_id, "role": self.principal.role, "created_ms": now_ms()})
-        await self.node.redis.expire(k.session(self.session_id), self.session_ttl_s)
+        pipe.expire(k.session(self.session_id), self.session_ttl_s)
+        if self.principal.role in ("kiosk", "interpreter"):
+            # one device, one live session: the one before is no longer resumable
+            pipe.set(k.client_session(self.client_id), self.session_id, ex=self.session_ttl_s,
+                     get=True)
+        replies = await pipe.execute()
+        older = replies[2] if len(replies) > 2 else None
+        if older and older != self.session_id:
+            await self.node.redis.delete(k.session(older))
         return False
 
     @property
@@ -339,10 +375,10 @@ class Connection:
     async def _loop(self) -> None:
         async for msg in self.ws:
             if msg.type != WSMsgType.TEXT:
-                if msg.type == WSMsgType.BINARY:
+                if msg.type == WSMsgType.BINARY and await self._within_limits(""):
                     self.send_raw(error_message(ErrorCode.BAD_REQUEST, "text frames only"))
                 continue
-            if not self._take_token():
+            if not await self._within_limits(msg.data):
                 continue
             await self._handle(msg.data)
         await self._settle()
@@ -358,23 +394,28 @@ class Connection:
         if self._slow:
             await asyncio.wait(list(self._slow), timeout=5)
 
-    def _take_token(self) -> bool:
-        s = self.node.settings
-        now = time.monotonic()
-        self._tokens = min(s.rate_burst, self._tokens + (now - self._refill_at) * s.rate_per_s)
-        self._refill_at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            self._strikes = 0
+    async def _within_limits(self, raw: str) -> bool:
+        """Count the message against its principal's limits; refuse it (``rate_limited``,
+        nothing changes) beyond them, and close with 4429 a principal that keeps flooding."""
+        verdict = await self.node.limits.message(self.client_id, self._counter)
+        if verdict.allowed:
             return True
-        self._strikes += 1
         self.node.metrics.errors["rate_limited"] += 1
-        if self._strikes == 1:
-            self.send_raw(error_message(ErrorCode.RATE_LIMITED, "too many messages; slow down"))
-        if self._strikes > s.rate_burst:
-            log.warning("client %s: flooding, disconnecting", self.client_id)
-            self.close_soon(CLOSE_FLOOD)
+        if verdict.disconnect:
+            if not self._closing:
+                log.warning("client %s: flooding, disconnecting", self.client_id)
+                self.send_raw(error_message(ErrorCode.RATE_LIMITED, "flooding; disconnected"))
+                self.node.spawn(self._flush_and_close(CLOSE_FLOOD), f"flood {self.client_id}")
+                self._closing = True
+            return False
+        self.send_raw(error_message(ErrorCode.RATE_LIMITED, "too many messages; slow down",
+                                    _rid_of(raw)))
         return False
+
+    async def call_allowed(self) -> bool:
+        """Count a call request against the kiosk's calls per minute."""
+        assert self.principal is not None
+        return await self.node.limits.call(self.principal.id)
 
     async def _handle(self, raw: str) -> None:
         try:
@@ -439,3 +480,12 @@ class Connection:
             except REDIS_ERRORS:
                 continue
         log.error("client %s: disconnect could not be recorded", self.client_id)
+
+
+def _rid_of(raw: str) -> str | None:
+    """The ``rid`` of a refused frame, echoed when it is a valid one (never parsed twice for
+    a flood: only a cheap look)."""
+    try:
+        return parse_message(raw).rid
+    except ProtocolError as exc:
+        return exc.rid

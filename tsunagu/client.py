@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import random
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +24,7 @@ from tsunagu.server_messages import parse_server_message
 
 log = logging.getLogger(__name__)
 Message = dict[str, Any]
+CLOSE_RESTART = 1012  # the node is draining (SIGTERM): resume on another
 
 
 class ServerError(Exception):
@@ -53,8 +55,11 @@ class SignalingClient:
     """One authenticated connection to a signaling server, resumed across drops."""
 
     def __init__(self, ws_url: str, token: str, *, reconnect: bool = True,
-                 http: aiohttp.ClientSession | None = None) -> None:
+                 http: aiohttp.ClientSession | None = None,
+                 other_urls: Sequence[str] = ()) -> None:
         self.ws_url = ws_url
+        # further nodes to resume on when this one is gone or restarting (close code 1012)
+        self._urls = [ws_url, *(u for u in other_urls if u != ws_url)]
         self.token = token
         self.reconnect = reconnect
         self.welcome: Message = {}
@@ -112,13 +117,17 @@ class SignalingClient:
             if self._closing or not self.reconnect or ws.close_code == 4401:
                 await self._push({"type": "_closed", "code": ws.close_code})
                 return
+            if ws.close_code == CLOSE_RESTART:
+                self._next_node()  # this node is draining: resume on another at once
+                backoff = 0.05
             while not self._closing:
                 await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(max(backoff, 0.2) * 2, 5.0)
                 try:
                     await self._open(resume=self.session_id)
                 except (aiohttp.ClientError, OSError, TimeoutError, ServerError) as exc:
                     log.debug("reconnect failed: %s", type(exc).__name__)
+                    self._next_node()
                     continue
                 self.reconnects += 1
                 backoff = 0.2
@@ -126,6 +135,12 @@ class SignalingClient:
                 break
             if self._closing:
                 return
+
+    def _next_node(self) -> None:
+        """Try the next node of ``other_urls`` (round robin) on the next reconnect."""
+        if len(self._urls) > 1:
+            at = self._urls.index(self.ws_url) if self.ws_url in self._urls else -1
+            self.ws_url = self._urls[(at + 1) % len(self._urls)]
 
     async def _dispatch(self, data: Message) -> None:
         try:

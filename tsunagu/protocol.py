@@ -163,10 +163,14 @@ def parse_message(raw: str | bytes) -> Message:
     """Parse one text frame into its message; raise ProtocolError(bad_request)."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: a deeply nested frame (1,000 levels fit in 2 KB)
         raise ProtocolError(ErrorCode.BAD_REQUEST, "not JSON") from exc
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a message is a JSON object")
+    problem = _hostile(data)
+    if problem:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, problem)
     rid = data.get("rid")
     if rid is not None and (not isinstance(rid, str) or len(rid) > MAX_RID):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "rid must be a short string")
@@ -180,6 +184,30 @@ def parse_message(raw: str | bytes) -> Message:
             continue
         kwargs[f.name] = _field(data, f.name, str(f.type), f.default is not MISSING, rid)
     return cls(**{k: v for k, v in kwargs.items() if v is not _ABSENT})
+
+
+MAX_DEPTH = 16  # no message nests deeper than 2; the parser's own limit is the recursion limit
+
+
+def _hostile(data: dict[str, Any]) -> str | None:
+    """Why ``data`` cannot be served, or None: nesting deeper than ``MAX_DEPTH`` (whatever
+    the interpreter's recursion limit let the parser accept), or a string, key or value, at
+    any depth, that is no valid Unicode (a lone surrogate escape ``"\\ud800"`` is valid JSON
+    but could be neither echoed nor stored). Iterative: adds no recursion of its own."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return "nesting too deep"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text must be valid Unicode"
+    return None
 
 
 class _Absent:

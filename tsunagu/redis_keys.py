@@ -30,10 +30,15 @@ PARTS: dict[str, str] = {
     "node_clients": "nclients",
     "events": "events",
     "session": "session",
+    "client_session": "csession",
     "client_node": "cnode",
     "node_inbox": "inbox",
     "node_chat": "chat",
     "nodes": "nodes",
+    "rate_prefix": "rl",
+    "rate_messages": "rl:m",
+    "rate_calls": "rl:c",
+    "rate_flood": "rl:f",
     "sweep_lease": "sweep_lease",
     "user": "user",
     "kiosk": "kiosk",
@@ -99,8 +104,10 @@ class Keys:
         return self._key("kiosk_call", kiosk_id)
 
     def kiosk_missed_end(self, kiosk_id: str) -> str:
-        """STRING: the ``call.ended`` of a call that ended while its kiosk was away, told
-        (and deleted) when the kiosk connects again. TTL 1 h."""
+        """STRING: the ``call.ended`` of the kiosk's current call, written whenever that call
+        ends (unless the kiosk itself asked), whether or not a node holds the kiosk. Deleted
+        by the kiosk's node once sent live (``Router.ended_seen``), else told and deleted by
+        the next ``kiosk_connect`` on any node, or by a new ``call.request``. TTL 1 h."""
         return self._key("kiosk_missed_end", kiosk_id)
 
     @property
@@ -132,6 +139,11 @@ class Keys:
         """HASH session -> principal id, role, node, disconnected_ms. TTL = grace + margin."""
         return self._key("session", session_id)
 
+    def client_session(self, client_id: str) -> str:
+        """STRING: a kiosk's or interpreter's latest session id; its older session is deleted
+        when a newer one opens, so reconnecting in a loop keeps one session. TTL = session's."""
+        return self._key("client_session", client_id)
+
     def client_node(self, client_id: str) -> str:
         """STRING client id -> node id holding its socket. TTL refreshed by the node."""
         return self._key("client_node", client_id)
@@ -154,6 +166,27 @@ class Keys:
     def sweep_lease(self) -> str:
         """STRING node id holding the sweeper lease (PX a few seconds)."""
         return self._key("sweep_lease")
+
+    # -- flood limits (PROTOCOL.md section 13) -------------------------------
+    def rate_messages(self, client_id: str, second: int) -> str:
+        """STRING counter of a principal's messages in one wall-clock second, across all its
+        sockets and nodes. TTL 2 s."""
+        return self._key("rate_messages", client_id, str(second))
+
+    def rate_calls(self, kiosk_id: str) -> str:
+        """ZSET of the ms times of a kiosk's call requests in the last minute (at most
+        ``calls_per_minute`` members). TTL 60 s."""
+        return self._key("rate_calls", kiosk_id)
+
+    def rate_flood(self, client_id: str) -> str:
+        """STRING: ms when a principal's current flood (messages refused for the rate, with no
+        2 s pause) began. TTL 2 s, renewed by each refusal."""
+        return self._key("rate_flood", client_id)
+
+    @property
+    def rate_pattern(self) -> str:
+        """Glob matching every flood-limit key above."""
+        return self._key("rate_prefix") + ":*"
 
     # -- accounts ------------------------------------------------------------
     def user(self, username: str) -> str:

@@ -97,8 +97,10 @@ class SignalingSettings:
     heartbeat_s: float = 10.0
     auth_timeout_s: float = 10.0
     max_frame_bytes: int = 64 * 1024
-    rate_per_s: float = 20.0
-    rate_burst: int = 60
+    # flood limits per principal, across sockets and nodes (PROTOCOL.md section 13)
+    messages_per_s: int = 20  # TSUNAGU_MESSAGES_PER_SECOND
+    calls_per_minute: int = 6  # TSUNAGU_CALLS_PER_MINUTE
+    flood_disconnect_s: float = 10.0  # TSUNAGU_FLOOD_DISCONNECT_S
     offer_timeout_s: float = 20.0
     wrapup_s: float = 15.0
     kiosk_grace_s: float = 20.0
@@ -160,6 +162,9 @@ class SignalingSettings:
             raw = env.get("TSUNAGU_" + name.upper())
             if raw:
                 values[name] = conv(raw)
+        for var, name in _LIMIT_ENV.items():
+            if env.get(var):
+                values[name] = int(env[var])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -175,8 +180,7 @@ _NUMERIC_ENV: dict[str, Any] = {
     "urgent_boost_s": float,
     "service_level_s": float,
     "heartbeat_s": float,
-    "rate_per_s": float,
-    "rate_burst": int,
+    "flood_disconnect_s": float,
     "stats_interval_s": float,
     "staff_token_ttl_s": int,
     "kiosk_token_ttl_s": int,
@@ -191,6 +195,10 @@ _NUMERIC_ENV: dict[str, Any] = {
     "header_timeout_s": float,
     "scrypt_n": int,
 }
+
+# The contract's names for the per-principal limits (PROTOCOL.md section 13).
+_LIMIT_ENV = {"TSUNAGU_MESSAGES_PER_SECOND": "messages_per_s",
+              "TSUNAGU_CALLS_PER_MINUTE": "calls_per_minute"}
 
 
 # -- the relay -----------------------------------------------------------------------------------

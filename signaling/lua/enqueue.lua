@@ -14,6 +14,7 @@ set_call_state(ckey, call_id, CS.queued, 'id', call_id, 'language', lang, 'kiosk
   'ward', ward, 'counter', counter, 'priority', priority, 'procedure', procedure,
   'enqueued_ms', NOW, 'score', score, 'orig_language', lang, 'max_wait_ms', max_wait)
 redis.call('SET', k(KEY.kiosk_call, kiosk), call_id)
+redis.call('DEL', k(KEY.kiosk_missed_end, kiosk))  -- a kiosk asking again is past its last call
 redis.call('SADD', k(KEY.live_calls), call_id)
 event('enqueued', {call = call_id, lang = lang, kiosk = kiosk, ward = ward, counter = counter,
   prio = priority})

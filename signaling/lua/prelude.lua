@@ -43,8 +43,11 @@ end
 
 local function finish(result)
   if #SELF > 0 then result.self = SELF end
-  -- A repeated operation gets the same reply, but its changes were logged the first time.
-  if OP ~= '' then redis.call('SET', k(KEY.done, OP), cjson.encode(result), 'EX', 3600) end
+  -- A repeated operation gets the same reply, but its changes were logged the first time;
+  -- a refusal changed nothing, so it leaves nothing behind: running it again is as safe.
+  if OP ~= '' and not result.err then
+    redis.call('SET', k(KEY.done, OP), cjson.encode(result), 'EX', 3600)
+  end
   return encode(result)
 end
 
@@ -291,11 +294,14 @@ local function end_call(call_id, outcome, reason, by)
   del_deadline('kgrace', call_id, '')
   local msg = {type = 'call.ended', call_id = call_id, reason = reason, by = by,
     duration_s = duration}
+  if current and QUIET ~= 'k:' .. kiosk then
+    -- Kept until the kiosk has it, whether or not a node holds it now: cnode may still name
+    -- a node that died. Its node deletes it once sent live (Router.ended_seen); else the
+    -- kiosk's next kiosk_connect, on any node, tells it (docs/reliability.md).
+    redis.call('SET', k(KEY.kiosk_missed_end, kiosk), cjson.encode(msg), 'PX', 3600000)
+  end
   if redis.call('EXISTS', k(KEY.client_node, 'k:' .. kiosk)) == 1 then
     notify('k:' .. kiosk, msg)
-  elseif current then
-    -- the kiosk is away (its call ended in or after its grace): told when it comes back
-    redis.call('SET', k(KEY.kiosk_missed_end, kiosk), cjson.encode(msg), 'PX', 3600000)
   end
   event('ended', {call = call_id, outcome = outcome, reason = reason, by = by or '',
     lang = lang, from = state or ''})

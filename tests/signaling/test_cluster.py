@@ -23,7 +23,9 @@ from tsunagu.states import InterpreterState, illegal_transitions, interpreter_tr
 
 K = Keys()
 FAST = {"TSUNAGU_WRAPUP_S": "0.2", "TSUNAGU_SWEEP_INTERVAL_S": "0.05",
-        "TSUNAGU_KIOSK_GRACE_S": "3", "TSUNAGU_CALL_GRACE_S": "3", "TSUNAGU_INTERP_GRACE_S": "3"}
+        "TSUNAGU_KIOSK_GRACE_S": "3", "TSUNAGU_CALL_GRACE_S": "3", "TSUNAGU_INTERP_GRACE_S": "3",
+        # load from one address: the per-principal flood limits raised (PROTOCOL.md 13)
+        "TSUNAGU_MESSAGES_PER_SECOND": "10000", "TSUNAGU_CALLS_PER_MINUTE": "10000"}
 
 RACER = textwrap.dedent("""
     import asyncio, json, sys

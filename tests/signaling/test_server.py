@@ -329,16 +329,17 @@ async def test_bad_input_gets_error_and_changes_nothing(stack: Stack, redis: obj
 
 
 async def test_flood_is_rate_limited(redis_server: RedisServer, redis: object) -> None:
-    async with running(make_settings(redis_server, rate_per_s=5, rate_burst=10)) as stack:
+    async with running(make_settings(redis_server, messages_per_s=5)) as stack:
         http, ws = await raw_ws(stack, await stack.add_kiosk("k1"))
         try:
             for _ in range(30):
                 await ws.send_str('{"type":"call.cancel","call_id":"c_x"}')
             codes = []
-            for _ in range(11):
+            for _ in range(30):  # every frame is answered
                 codes.append(json.loads((await ws.receive(timeout=5)).data)["code"])
-            assert "rate_limited" in codes
-            assert codes.count("not_found") == 10
+            # 5 a second (the hello counted too), so 4 to 10 got through within two seconds
+            assert 4 <= codes.count("not_found") <= 10
+            assert codes.count("rate_limited") == 30 - codes.count("not_found")
         finally:
             await ws.close()
             await http.close()

@@ -104,8 +104,10 @@ async def start_inprocess(settings: SignalingSettings) -> Node:
     return Node(f"http://127.0.0.1:{port}", runner=runner, server=server)
 
 
-def start_process(redis_url: str, env: dict[str, str] | None = None) -> Node:
-    port = free_port()
+def start_process(redis_url: str, env: dict[str, str] | None = None,
+                  port: int | None = None) -> Node:
+    """A signaling node as a process (on ``port`` to restart one where it was)."""
+    port = port or free_port()
     # The log goes to a file: a pipe nobody reads would block the server once it is full.
     with tempfile.NamedTemporaryFile(prefix=f"signaling-{port}-", suffix=".log",
                                      delete=False) as log:
