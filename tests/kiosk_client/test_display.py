@@ -19,7 +19,7 @@ class ScriptedClient:
     async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
         self.sent.append((type_, fields))
         if type_ == "call.request":
-            return {"type": "call.queued", "call_id": "c9", "position": 1,
+            return {"type": "call.queued", "call_id": "c9", "language": "jsl", "position": 1,
                     "estimated_wait_s": 20}
         return {"type": "ack"}
 

@@ -20,7 +20,7 @@ from tsunagu.settings import ConfigError, SignalingSettings, load_secret
 
 NOW = int(time.time())
 GOOD = {"sub": "k1", "role": "kiosk", "aud": "tsunagu", "iss": "tsunagu", "iat": NOW,
-        "exp": NOW + 600, "gen": 1, "jti": "t1"}
+        "exp": NOW + 86400, "gen": 1, "jti": "t1"}  # good for a long suite
 
 
 def b64(data: dict[str, object]) -> str:
