@@ -291,11 +291,15 @@ local function end_call(call_id, outcome, reason, by)
   del_deadline('kgrace', call_id, '')
   local msg = {type = 'call.ended', call_id = call_id, reason = reason, by = by,
     duration_s = duration}
+  if current then
+    -- Told again when the kiosk next connects: it may be away (its call ended in or after
+    -- its grace), or registered on a node that died, whose inbox no one reads until the
+    -- sweeper notices (a kiosk that resumed elsewhere in the meantime would never hear of
+    -- the end). A repeated end is ignored by the kiosks (an end of no live call).
+    redis.call('SET', k(KEY.kiosk_missed_end, kiosk), cjson.encode(msg), 'PX', 3600000)
+  end
   if redis.call('EXISTS', k(KEY.client_node, 'k:' .. kiosk)) == 1 then
     notify('k:' .. kiosk, msg)
-  elseif current then
-    -- the kiosk is away (its call ended in or after its grace): told when it comes back
-    redis.call('SET', k(KEY.kiosk_missed_end, kiosk), cjson.encode(msg), 'PX', 3600000)
   end
   event('ended', {call = call_id, outcome = outcome, reason = reason, by = by or '',
     lang = lang, from = state or ''})

@@ -286,6 +286,7 @@ def drill(lab: Lab, browsers: dict[str, Browser], load: SteadyLoad | None = None
     kiosk, console, setup_s = call(lab, browsers, "home", "alice", "jsl", kiosk_id="k-drill")
     media = Media([kiosk, console])
     results: dict[str, dict[str, Any]] = {}
+    failed_at: dict[str, float] = {}
     assert media.watch(time.monotonic(), 2, 30)["recovered_s"] is not None
     if load is not None:
         load.start()
@@ -294,13 +295,13 @@ def drill(lab: Lab, browsers: dict[str, Browser], load: SteadyLoad | None = None
     # 1. The Redis primary dies: media does not depend on Redis; signaling follows Sentinel.
     primary = lab.primary()
     lab.run(primary, "kill", "-9", str(lab.pid_listening(primary, 6379)))
-    t = time.monotonic()
+    t, failed_at["redis_primary_killed"] = time.monotonic(), time.time()
     results["redis_primary_killed"] = media.watch(t, 12, 45)
     _still_the_same_call(kiosk, console)
 
     # 2. The signaling node on dc1 dies: clients on it resume on dc2 through nginx.
     lab.run("dc1", "kill", "-9", str(lab.pid_listening("dc1", 8080)))
-    t = time.monotonic()
+    t, failed_at["signaling_dc1_killed"] = time.monotonic(), time.time()
     results["signaling_dc1_killed"] = media.watch(t, 12, 45)
     expect(kiosk.locator("html")).to_have_attribute("data-connection", "open", timeout=30_000)
     expect(console.locator("#conn")).to_have_attribute("data-status", "open", timeout=30_000)
@@ -309,14 +310,14 @@ def drill(lab: Lab, browsers: dict[str, Browser], load: SteadyLoad | None = None
     # 3. The relay serving the call dies: both parties re-offer to the other relay.
     serving = _relay_of(console)
     lab.run(serving, "kill", "-9", str(lab.pid_listening(serving, 8081)))
-    t = time.monotonic()
+    t, failed_at["serving_relay_killed"] = time.monotonic(), time.time()
     results["serving_relay_killed"] = media.watch(t, 3, 45)
     _still_the_same_call(kiosk, console)
     assert _relay_of(console) != serving
 
     # 4. home's link is cut for 10 s, then restored.
     lab.run("core", "ip", "link", "set", "c-homegw", "down")
-    t = time.monotonic()
+    t, failed_at["home_link_cut_10s"] = time.monotonic(), time.time()
     time.sleep(10)
     lab.run("core", "ip", "link", "set", "c-homegw", "up")
     restored = time.monotonic()
@@ -327,7 +328,7 @@ def drill(lab: Lab, browsers: dict[str, Browser], load: SteadyLoad | None = None
     _still_the_same_call(kiosk, console)
 
     if load is not None:
-        results["load"] = load.stop()
+        results["load"] = load.stop(failed_at)
     results["live_calls"] = live_calls(lab)  # type: ignore[assignment]
     hang_up(kiosk, console)
     return {"setup_s": round(setup_s, 2), **results}
@@ -386,7 +387,7 @@ class SteadyLoad:
              "--password-file", str(secret)], cwd=REPO, env=env,
             stderr=(self.tmp / "kiosks.log").open("wb"))
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self, failed_at: dict[str, float] | None = None) -> dict[str, Any]:
         """Stop placing calls, let the calls in flight end, and check what both sides saw."""
         self.stop_file.touch()
         for role, proc in self.procs.items():
@@ -399,14 +400,16 @@ class SteadyLoad:
             assert code == 0, f"steady load ({role}) exited {code}: {log}"
         kiosks = json.loads((self.tmp / "kiosks.json").read_text())
         bots = json.loads((self.tmp / "bots.json").read_text())
-        return check_load(kiosks, bots)
+        return check_load(kiosks, bots, failed_at or {})
 
 
-def check_load(kiosks: dict[str, Any], bots: dict[str, Any]) -> dict[str, Any]:
+def check_load(kiosks: dict[str, Any], bots: dict[str, Any], failed_at: dict[str, float]
+               ) -> dict[str, Any]:
     """What both sides of the steady load saw, checked: calls placed, answered, ended (each with
     a reason), double-assigned (a call connected to two bots, or a bot in two calls at once),
     lost (no end seen), and whether today's statistics for the load's languages match the
-    kiosks' own count of calls that left the queue."""
+    kiosks' own count of calls that left the queue; per failure (``failed_at``, wall clock),
+    the calls in flight when it happened and those placed in the 20 s after it."""
     calls = kiosks["calls"]
     taken: dict[str, list[str]] = {}
     for bot, ids in bots["connected"].items():
@@ -430,4 +433,10 @@ def check_load(kiosks: dict[str, Any], bots: dict[str, Any]) -> dict[str, Any]:
         "taken_unknown_to_a_kiosk": sorted(set(taken) - set(calls)),
         "stats": counted, "counted_by_clients": mine, "stats_add_up": counted == mine,
         "reconnects": {"kiosks": kiosks["reconnects"], "bots": bots["reconnects"]},
+        "during": {name: {
+            "in_flight": sum(1 for c in calls.values() if c["placed_at"] <= at
+                             and (c["ended_at"] is None or c["ended_at"] > at)),
+            "placed_within_20s": sum(1 for c in calls.values()
+                                     if at < c["placed_at"] <= at + 20)}
+            for name, at in failed_at.items()},
     }

@@ -46,6 +46,7 @@ class Kiosk:
         self.unconfirmed = 0  # call.request without any answer (socket dropped, timeout)
 
     async def one_call(self, deadline_s: float) -> None:
+        placed_at = time.time()  # wall clock: the drill marks its failures with it too
         try:
             queued = await self.client.request("call.request", language=self.language,
                                                timeout=10)
@@ -58,7 +59,8 @@ class Kiosk:
             await self.client.connected.wait()
             return
         call_id = queued["call_id"]
-        record = self.calls.setdefault(call_id, {"connected": 0, "reason": None})
+        record = self.calls.setdefault(call_id, {"connected": 0, "reason": None,
+                                                 "placed_at": placed_at, "ended_at": None})
         end_by = time.monotonic() + deadline_s
         while record["reason"] is None and time.monotonic() < end_by:
             try:
@@ -70,6 +72,7 @@ class Kiosk:
                 record["connected"] += 1  # resent after a resume: the same call
             else:
                 record["reason"] = msg.get("reason") or "(none)"
+                record["ended_at"] = time.time()
 
     async def run(self, args: argparse.Namespace, started: float) -> None:
         while not _stopped(args, started):

@@ -34,6 +34,8 @@ def test_live_call_survives_four_failures(lab: Lab, browsers: dict[str, Browser]
     assert load["lost"] == 0 and load["double_assigned"] == 0, load
     assert load["answered_unknown_to_a_bot"] == [] == load["taken_unknown_to_a_kiosk"], load
     assert load["stats_add_up"], load
+    for name in calls.FAILURES:  # the load went on through each failure
+        assert load["during"][name]["placed_within_20s"] > 0, (name, load["during"])
     for name in calls.FAILURES:
         r = report[name]
         assert r["recovered_s"] is not None and r["recovered_s"] < 30, (name, r)
