@@ -1,9 +1,12 @@
 """The city lab under real clients: call set-up time (tap to the first frame decoded on both
 ends) from ward to home (NAT) and to strict (TURN over TLS), p50/p95 over N calls each; then
 one live call through four failures (Redis primary, signaling on dc1, the serving relay
-killed; home's link cut 10 s) with the media recovery time after each; calls lost (set-up
-failed, or the drill's call did not survive) and double-assigned (more than one live call in
-Redis during the drill). Prints one JSON line.
+killed; home's link cut 10 s) with the media recovery time after each, under a steady load
+of calls (Python kiosks in ward, answering bots in home, no media: tests/deploy/steady_load.py);
+calls lost (set-up failed, the drill's call did not survive, a load call never ended) and
+double-assigned (more than one live call in Redis after the drill, a load call connected to
+two bots or a bot in two calls), and whether today's statistics count the load's calls as its
+clients do. Prints one JSON line.
 
 As root, inside a network namespace of its own (deploy/lab/up builds the lab in it):
 
@@ -77,7 +80,7 @@ def main() -> int:
             browsers = calls.launch_browsers(pw, lab, Path(tmp))
             try:
                 result, lost = setup_times(lab, browsers, args.calls)
-                report = calls.drill(lab, browsers)
+                report = calls.drill(lab, browsers, load=calls.SteadyLoad(lab, Path(tmp)))
             finally:
                 for b in browsers.values():
                     b.close()
@@ -87,8 +90,13 @@ def main() -> int:
     result["recovery_s"] = {name: summary[name]["recovered_s"] for name in calls.FAILURES}
     result["recovery_s"]["home_link_cut_10s_from_cut"] = \
         summary["home_link_cut_10s"]["recovered_from_cut_s"]
-    result["calls_lost"] = lost + (0 if report["live_calls"] >= 1 else 1)
-    result["calls_double_assigned"] = max(0, report["live_calls"] - 1)
+    load = report["load"]
+    result["load"] = {k: load[k] for k in ("calls", "answered", "ended_by_reason", "refused",
+                                            "unconfirmed_requests", "lost", "double_assigned",
+                                            "stats", "stats_add_up", "reconnects", "seconds")}
+    result["calls_lost"] = lost + (0 if report["live_calls"] >= 1 else 1) + load["lost"]
+    result["calls_double_assigned"] = max(0, report["live_calls"] - 1) + load["double_assigned"]
+    result["statistics_add_up"] = load["stats_add_up"]
     print(json.dumps(result))
     return 0
 

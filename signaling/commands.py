@@ -8,12 +8,15 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from aiohttp import web
 
+from signaling import lan_cert
 from signaling.accounts import STAFF_ROLES, AccountError, Accounts
 from signaling.listener import listen
 from signaling.media import RelayPool
@@ -21,6 +24,7 @@ from signaling.routing import Router, new_op_id
 from signaling.server import create_app
 from tsunagu import store
 from tsunagu.cli import (
+    DEFAULT_DATA_DIR,
     Command,
     CommandError,
     add_redis_arguments,
@@ -55,15 +59,17 @@ def next_steps_line(base: str) -> str:
 
 
 async def serve_signaling(settings: SignalingSettings, host: str, port: int, *,
-                          announce: bool = False) -> None:
-    """Serve one signaling node (and the web pages) until cancelled."""
+                          announce: bool = False, tls: ssl.SSLContext | None = None) -> None:
+    """Serve one signaling node (and the web pages) until cancelled; HTTPS and WSS with
+    ``tls``."""
     runner = web.AppRunner(create_app(settings), handle_signals=False)
     await runner.setup()
     tune_gc()
-    server = await listen(runner, host, port, settings.header_timeout_s)
-    log.info("signaling on http://%s:%s (pages: /kiosk /console /supervisor)", host, port)
+    server = await listen(runner, host, port, settings.header_timeout_s, tls)
+    base = f"{'https' if tls else 'http'}://{host}:{port}"
+    log.info("signaling on %s (pages: /kiosk /console /supervisor)", base)
     if announce:
-        print(next_steps_line(f"http://{host}:{port}"), flush=True)
+        print(next_steps_line(base), flush=True)
     try:
         await asyncio.Event().wait()
     finally:
@@ -73,11 +79,13 @@ async def serve_signaling(settings: SignalingSettings, host: str, port: int, *,
 
 @contextlib.contextmanager
 def _relay_process(args: argparse.Namespace, redis_url: str, secret: bytes) -> Iterator[None]:
-    """The relay of ``tsunagu up``: ``tsunagu relay`` as a child process (its own core)."""
+    """The relay of ``tsunagu up``: ``tsunagu relay`` as a child process (its own core). Its
+    control API is for the signaling node beside it only, so it stays on loopback plain HTTP
+    whatever ``--host`` the pages are served on (its media uses the machine's addresses)."""
     if args.no_relay:
         yield
         return
-    cmd = [sys.executable, "-m", "tsunagu", "relay", "--host", args.host,
+    cmd = [sys.executable, "-m", "tsunagu", "relay", "--host", "127.0.0.1",
            "--port", str(args.relay_port), "--redis-url", redis_url]
     if args.capacity:
         cmd += ["--capacity", str(args.capacity)]
@@ -99,16 +107,32 @@ def run_up(argv: list[str]) -> int:
     p.add_argument("--relay-port", type=int, default=8081)
     p.add_argument("--capacity", type=int, default=None, help="calls per relay")
     p.add_argument("--no-relay", action="store_true", help="signaling only")
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS and WSS with this certificate "
+                   "(PEM, chain included; see `tsunagu admin make-lan-cert`)")
+    p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     args = p.parse_args(argv)
     configure_logging(verbose())
+    tls = tls_context(args.tls_cert, args.tls_key)
     with redis_url_for(args) as url:
         settings = SignalingSettings.from_env(data_dir=args.data_dir, create_secret=True,
                                               redis_url=url)
         with _relay_process(args, url, settings.secret):
             asyncio.run(until_signal(serve_signaling(settings, args.host, args.port,
-                                                     announce=True)))
+                                                     announce=True, tls=tls)))
     log.info("stopped")
     return 0
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The server's TLS context for ``--tls-cert``/``--tls-key`` (both or neither)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise CommandError("--tls-cert and --tls-key go together")
+    try:
+        return lan_cert.server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(f"cannot use {cert} and {key} for TLS: {exc}") from exc
 
 
 def run_signaling(argv: list[str]) -> int:
@@ -159,6 +183,14 @@ def _admin_parser() -> argparse.ArgumentParser:
             "--json", action="store_true", help="one JSON array on standard output")
     action("end-call", "end a live or queued call (reason ended_by_admin)").add_argument(
         "call_id")
+    a = action("make-lan-cert", "a local CA and a server certificate for a LAN trial without "
+               "a proxy (tablets allow the camera only over HTTPS)")
+    a.add_argument("--host", nargs="+", required=True, metavar="NAME-OR-ADDRESS",
+                   help="every name and address the tablets will use to reach this machine")
+    a.add_argument("--out", type=Path, default=DEFAULT_DATA_DIR / "tls",
+                   help="where the CA (kept and reused) and the certificate go "
+                   "(default ./var/tls)")
+    a.add_argument("--port", type=int, default=8080, help="the port `tsunagu up` serves on")
     return p
 
 
@@ -282,6 +314,10 @@ def run_admin(argv: list[str]) -> int:
     """``tsunagu admin ACTION``: staff accounts and kiosk devices. Never starts a Redis."""
     args = _admin_parser().parse_args(argv)
     configure_logging(verbose())
+    if args.action == "make-lan-cert":  # no Redis needed
+        files = lan_cert.make(args.host, args.out)
+        print(lan_cert.instructions(files, args.host, args.port))
+        return 0
     try:
         with redis_url_for(args, start=False) as url:
             settings = SignalingSettings.from_env(data_dir=args.data_dir, redis_url=url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -72,12 +73,12 @@ class HeaderDeadline(asyncio.Protocol):
             self.transport.close()
 
 
-async def listen(runner: web.AppRunner, host: str, port: int,
-                 header_timeout_s: float) -> asyncio.Server:
-    """Serve ``runner``'s application on ``host:port`` (close the server before
-    ``runner.cleanup()``)."""
+async def listen(runner: web.AppRunner, host: str, port: int, header_timeout_s: float,
+                 tls: ssl.SSLContext | None = None) -> asyncio.Server:
+    """Serve ``runner``'s application on ``host:port``, over TLS with ``tls`` (close the
+    server before ``runner.cleanup()``)."""
     server = runner.server
     assert server is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: HeaderDeadline(server(), header_timeout_s),
-                                    host, port, reuse_address=True)
+                                    host, port, reuse_address=True, ssl=tls)

@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import random
+import ssl
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,10 +41,19 @@ class Disconnected(ConnectionError):
     """The socket dropped before the reply arrived."""
 
 
-async def login(http_base: str, username: str, password: str) -> str:
-    """POST /api/login and return the staff token; raise ServerError on 401."""
+def trusting(ca_file: str | None) -> ssl.SSLContext | bool:
+    """What to verify an HTTPS/WSS server with: the system's CAs (``True``), or, given a CA
+    file (a LAN trial's own CA, a lab's), an SSL context trusting that CA only."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
+async def login(http_base: str, username: str, password: str, *,
+                ssl: ssl.SSLContext | bool = True) -> str:
+    """POST /api/login and return the staff token; raise ServerError on 401. ``ssl``: how to
+    verify an HTTPS server (see :func:`trusting`)."""
     async with aiohttp.ClientSession() as http, http.post(
-        http_base.rstrip("/") + "/api/login", json={"username": username, "password": password}
+        http_base.rstrip("/") + "/api/login", json={"username": username, "password": password},
+        ssl=ssl,
     ) as resp:
         body = await resp.json()
         if resp.status != 200:
@@ -56,8 +66,12 @@ class SignalingClient:
 
     def __init__(self, ws_url: str, token: str, *, reconnect: bool = True,
                  http: aiohttp.ClientSession | None = None,
-                 other_urls: Sequence[str] = ()) -> None:
+                 other_urls: Sequence[str] = (),
+                 ssl: ssl.SSLContext | bool = True) -> None:
+        """``ssl``: how a ``wss://`` server is verified (see :func:`trusting`); the default
+        trusts the system's CAs (and ``SSL_CERT_FILE``)."""
         self.ws_url = ws_url
+        self._ssl = ssl
         # further nodes to resume on when this one is gone or restarting (close code 1012)
         self._urls = [ws_url, *(u for u in other_urls if u != ws_url)]
         self.token = token
@@ -90,7 +104,8 @@ class SignalingClient:
 
     async def _open(self, resume: str | None) -> None:
         assert self._http is not None
-        ws = await self._http.ws_connect(self.ws_url, heartbeat=None, max_msg_size=1 << 20)
+        ws = await self._http.ws_connect(self.ws_url, heartbeat=None, max_msg_size=1 << 20,
+                                        ssl=self._ssl)
         hello: Message = {"type": "hello", "token": self.token}
         if resume:
             hello["resume"] = resume

@@ -4,15 +4,19 @@ calling a console page; frames decoded, measured from getStats."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright, expect
 
-from tests.deploy.lab import ADDR, LAB, Lab
+from tests.deploy.lab import ADDR, LAB, REPO, Lab, clean_env
+from tests.deploy.steady_load import LANGUAGES as LOAD_LANGUAGES
 
 PASSWORD = "lab interpreter password"
 FLOWING_FPS = 3.0  # media is back: frames decoded on both ends, at least 3 in 1 s (the
@@ -270,27 +274,34 @@ def live_calls(lab: Lab) -> int:
     return int(out)
 
 
-def drill(lab: Lab, browsers: dict[str, Browser]) -> dict[str, Any]:
+def drill(lab: Lab, browsers: dict[str, Browser], load: SteadyLoad | None = None
+          ) -> dict[str, Any]:
     """A live ward-home call through four failures in turn: the Redis primary killed, the
     signaling node on dc1 killed, the relay serving the call killed, home's link cut for
-    10 s. Returns the set-up time, and per failure ``recovered_s`` (from the failure, or for
-    the cut from the link's return, to media flowing both ways again), ``longest_gap_s`` and
-    the sampled trace; ``live_calls`` at the end (1: the call, never two)."""
+    10 s, with ``load`` (a :class:`SteadyLoad`) placing calls all along. Returns the set-up
+    time, and per failure ``recovered_s`` (from the failure, or for the cut from the link's
+    return, to media flowing both ways again), ``longest_gap_s`` and the sampled trace;
+    ``load``: what the load's clients saw, checked (:func:`check_load`); ``live_calls`` at
+    the end (1: the call, never two, and no load call left live)."""
     kiosk, console, setup_s = call(lab, browsers, "home", "alice", "jsl", kiosk_id="k-drill")
     media = Media([kiosk, console])
     results: dict[str, dict[str, Any]] = {}
+    failed_at: dict[str, float] = {}
     assert media.watch(time.monotonic(), 2, 30)["recovered_s"] is not None
+    if load is not None:
+        load.start()
+        time.sleep(5)  # calls under way before the first failure
 
     # 1. The Redis primary dies: media does not depend on Redis; signaling follows Sentinel.
     primary = lab.primary()
     lab.run(primary, "kill", "-9", str(lab.pid_listening(primary, 6379)))
-    t = time.monotonic()
+    t, failed_at["redis_primary_killed"] = time.monotonic(), time.time()
     results["redis_primary_killed"] = media.watch(t, 12, 45)
     _still_the_same_call(kiosk, console)
 
     # 2. The signaling node on dc1 dies: clients on it resume on dc2 through nginx.
     lab.run("dc1", "kill", "-9", str(lab.pid_listening("dc1", 8080)))
-    t = time.monotonic()
+    t, failed_at["signaling_dc1_killed"] = time.monotonic(), time.time()
     results["signaling_dc1_killed"] = media.watch(t, 12, 45)
     expect(kiosk.locator("html")).to_have_attribute("data-connection", "open", timeout=30_000)
     expect(console.locator("#conn")).to_have_attribute("data-status", "open", timeout=30_000)
@@ -299,14 +310,14 @@ def drill(lab: Lab, browsers: dict[str, Browser]) -> dict[str, Any]:
     # 3. The relay serving the call dies: both parties re-offer to the other relay.
     serving = _relay_of(console)
     lab.run(serving, "kill", "-9", str(lab.pid_listening(serving, 8081)))
-    t = time.monotonic()
+    t, failed_at["serving_relay_killed"] = time.monotonic(), time.time()
     results["serving_relay_killed"] = media.watch(t, 3, 45)
     _still_the_same_call(kiosk, console)
     assert _relay_of(console) != serving
 
     # 4. home's link is cut for 10 s, then restored.
     lab.run("core", "ip", "link", "set", "c-homegw", "down")
-    t = time.monotonic()
+    t, failed_at["home_link_cut_10s"] = time.monotonic(), time.time()
     time.sleep(10)
     lab.run("core", "ip", "link", "set", "c-homegw", "up")
     restored = time.monotonic()
@@ -316,6 +327,8 @@ def drill(lab: Lab, browsers: dict[str, Browser]) -> dict[str, Any]:
     results["home_link_cut_10s"] = home
     _still_the_same_call(kiosk, console)
 
+    if load is not None:
+        results["load"] = load.stop(failed_at)
     results["live_calls"] = live_calls(lab)  # type: ignore[assignment]
     hang_up(kiosk, console)
     return {"setup_s": round(setup_s, 2), **results}
@@ -329,3 +342,101 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The drill's report without the traces."""
     return {k: {n: v for n, v in r.items() if n != "trace"} if isinstance(r, dict) else r
             for k, r in report.items()}
+
+
+class SteadyLoad:
+    """tests/deploy/steady_load.py during the drill: ``kiosks`` kiosks in ward calling
+    (vi, zh), ``bots`` answering bots in home, through https://tsunagu.lab.test."""
+
+    def __init__(self, lab: Lab, tmp: Path, kiosks: int = 3, bots: int = 3,
+                 max_s: float = 420) -> None:
+        self.lab, self.tmp, self.max_s = lab, tmp, max_s
+        self.n_kiosks, self.bots = kiosks, [f"loadbot{i}" for i in range(bots)]
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stop_file = tmp / "stop"
+
+    def _args(self, role: str) -> list[str]:
+        return [str(LAB / "exec"), "ward" if role == "kiosks" else "home", sys.executable,
+                "-m", "tests.deploy.steady_load", role, "--base", self.lab.info["base_url"],
+                "--ca-file", self.lab.info["ca_file"], "--out", str(self.tmp / f"{role}.json"),
+                "--stop-file", str(self.stop_file), "--max-s", str(self.max_s)]
+
+    def start(self) -> None:
+        """Accounts (bots, a supervisor for the statistics), kiosk tokens; both processes."""
+        secret = self.tmp / "password"
+        secret.write_text(PASSWORD + "\n")
+        secret.chmod(0o600)
+        for bot in self.bots:
+            self.lab.run("dc1", "tsunagu", "admin", "add-user", bot, "--role", "interpreter",
+                         "--languages", ",".join(LOAD_LANGUAGES), "--password-stdin",
+                         input=PASSWORD + "\n")
+        self.lab.run("dc1", "tsunagu", "admin", "add-user", "loadsup", "--role", "supervisor",
+                     "--password-stdin", input=PASSWORD + "\n")
+        tokens = [self.lab.run("dc1", "tsunagu", "admin", "add-kiosk", f"load{i}", "--ward",
+                               "北区", "--counter", str(10 + i)).stdout.strip()
+                  for i in range(self.n_kiosks)]
+        (self.tmp / "tokens").write_text("\n".join(tokens) + "\n")
+        (self.tmp / "tokens").chmod(0o600)
+        env = {**clean_env(), "PYTHONPATH": str(REPO)}
+        self.procs["bots"] = subprocess.Popen(
+            [*self._args("bots"), "--bots", ",".join(self.bots), "--password-file",
+             str(secret)], cwd=REPO, env=env, stderr=(self.tmp / "bots.log").open("wb"))
+        time.sleep(3)  # the bots sign in and say they are available before the first call
+        self.procs["kiosks"] = subprocess.Popen(
+            [*self._args("kiosks"), "--tokens", str(self.tmp / "tokens"),
+             "--password-file", str(secret)], cwd=REPO, env=env,
+            stderr=(self.tmp / "kiosks.log").open("wb"))
+
+    def stop(self, failed_at: dict[str, float] | None = None) -> dict[str, Any]:
+        """Stop placing calls, let the calls in flight end, and check what both sides saw."""
+        self.stop_file.touch()
+        for role, proc in self.procs.items():
+            try:
+                code = proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            log = (self.tmp / f"{role}.log").read_text()[-2000:]
+            assert code == 0, f"steady load ({role}) exited {code}: {log}"
+        kiosks = json.loads((self.tmp / "kiosks.json").read_text())
+        bots = json.loads((self.tmp / "bots.json").read_text())
+        return check_load(kiosks, bots, failed_at or {})
+
+
+def check_load(kiosks: dict[str, Any], bots: dict[str, Any], failed_at: dict[str, float]
+               ) -> dict[str, Any]:
+    """What both sides of the steady load saw, checked: calls placed, answered, ended (each with
+    a reason), double-assigned (a call connected to two bots, or a bot in two calls at once),
+    lost (no end seen), and whether today's statistics for the load's languages match the
+    kiosks' own count of calls that left the queue; per failure (``failed_at``, wall clock),
+    the calls in flight when it happened and those placed in the 20 s after it."""
+    calls = kiosks["calls"]
+    taken: dict[str, list[str]] = {}
+    for bot, ids in bots["connected"].items():
+        for cid in ids:
+            taken.setdefault(cid, []).append(bot)
+    double = sum(1 for who in taken.values() if len(who) > 1) + bots["overlaps"]
+    ended = {cid: c for cid, c in calls.items() if c["reason"] is not None}
+    answered = {cid for cid, c in ended.items() if c["connected"]}
+    reasons = Counter(c["reason"] for c in ended.values())
+    stats = kiosks["stats_today"]["by_language"]
+    counted = {k: sum(stats.get(lang, {}).get(k, 0) for lang in LOAD_LANGUAGES)
+               for k in ("offered", "answered")}
+    mine = {"offered": len(ended), "answered": len(answered)}
+    return {
+        "seconds": kiosks["seconds"], "calls": len(calls), "answered": len(answered),
+        "ended_by_reason": dict(reasons), "refused": kiosks["refused"],
+        "unconfirmed_requests": kiosks["unconfirmed"], "stray_calls": kiosks["stray_calls"],
+        "lost": len(calls) - len(ended),
+        "double_assigned": double,
+        "answered_unknown_to_a_bot": sorted(answered - set(taken)),
+        "taken_unknown_to_a_kiosk": sorted(set(taken) - set(calls)),
+        "stats": counted, "counted_by_clients": mine, "stats_add_up": counted == mine,
+        "reconnects": {"kiosks": kiosks["reconnects"], "bots": bots["reconnects"]},
+        "during": {name: {
+            "in_flight": sum(1 for c in calls.values() if c["placed_at"] <= at
+                             and (c["ended_at"] is None or c["ended_at"] > at)),
+            "placed_within_20s": sum(1 for c in calls.values()
+                                     if at < c["placed_at"] <= at + 20)}
+            for name, at in failed_at.items()},
+    }

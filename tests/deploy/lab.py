@@ -28,7 +28,7 @@ class Lab:
         """``deploy/lab/exec NS CMD…``, its output captured as text."""
         result = subprocess.run([str(LAB / "exec"), ns, *cmd], input=input, text=True,
                                 capture_output=True, timeout=timeout,
-                                env=env if env is not None else _clean_env())
+                                env=env if env is not None else clean_env())
         if check and result.returncode != 0:
             raise AssertionError(f"{ns}: {cmd} exited {result.returncode}: {result.stderr}")
         return result
@@ -50,7 +50,7 @@ class Lab:
         return int(out.split("pid=")[1].split(",")[0])
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     """The caller's environment without the test suite's Redis settings (exec then reads the
     lab's own from its env_file)."""
     return {k: v for k, v in os.environ.items()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.lab import ADDR, LAB, Lab, _clean_env
+from tests.deploy.lab import ADDR, LAB, Lab, clean_env
 
 pytestmark = pytest.mark.timeout(300)
 NAMESPACES = ["dc1", "dc2", "dc3", "edge", "ward", "home", "strict"]
@@ -33,7 +33,7 @@ def test_up_prints_the_interface(lab: Lab) -> None:
 
 def test_exec_keeps_streams_environment_directory_and_exit_code(lab: Lab, tmp_path: Path
                                                                  ) -> None:
-    env = dict(_clean_env(), LAB_TEST_VALUE="kept")
+    env = dict(clean_env(), LAB_TEST_VALUE="kept")
     (tmp_path / "here.txt").write_text("a file of the caller\n")
     result = subprocess.run(
         [str(LAB / "exec"), "ward", "sh", "-c",
@@ -84,7 +84,7 @@ def _peer_seen_by_dc3(lab: Lab, ns: str) -> str:
         [str(LAB / "exec"), "dc3", "python3", "-c",
          "import socket; s = socket.create_server(('198.18.3.2', 9911)); "
          "c, a = s.accept(); print(a[0], flush=True)"],
-        stdout=subprocess.PIPE, text=True, env=_clean_env())
+        stdout=subprocess.PIPE, text=True, env=clean_env())
     try:
         deadline = time.monotonic() + 10
         while lab.run(ns, "python3", "-c", "import socket; socket.create_connection("

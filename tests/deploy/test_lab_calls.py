@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.deploy import calls
-from tests.deploy.lab import LAB, REPO, Lab, _clean_env
+from tests.deploy.lab import LAB, REPO, Lab, clean_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.timeout(400)]
 TALK_S = 8.0
@@ -52,7 +52,7 @@ def test_python_kiosk_in_ward_calls_the_bot_in_home(lab: Lab, tmp_path: Path) ->
     token = tmp_path / "kiosk.token"
     token.write_text(lab.run("dc1", "tsunagu", "admin", "add-kiosk", "k-python", "--ward",
                              "北区", "--counter", "2").stdout)
-    env = dict(_clean_env(), SSL_CERT_FILE=lab.info["ca_file"], BOT_PASSWORD="lab bot password")
+    env = dict(clean_env(), SSL_CERT_FILE=lab.info["ca_file"], BOT_PASSWORD="lab bot password")
     bot = subprocess.Popen(
         [str(LAB / "exec"), "home", "sh", "-c", 'printf "%s\\n" "$BOT_PASSWORD" | exec '
          f'python -m interpreter_console.bot --server {lab.info["base_url"]} --username bot1 '

@@ -293,6 +293,20 @@ async def test_kiosk_grace_keeps_place_then_abandons(router: Router, redis: aior
     assert "ended" not in (await router.kiosk_connect("k1", now=T0 + 61_000)).data
 
 
+async def test_kiosk_on_a_dead_node_hears_of_the_end_when_it_connects_again(
+        router: Router, redis: aioredis.Redis) -> None:
+    """Its node was killed: the end goes to that node's inbox, which no one reads; the kiosk
+    resumes on another node and is told there."""
+    await interp(router, "alice", ["jsl"], now=T0)
+    cid = await call(router, "k1", now=T0 + 1)
+    await router.accept("alice", cid, (await state(redis, cid))["offer_id"], op=op(), now=T0 + 2)
+    await redis.set(K.client_node("k:k1"), "n_killed")
+    await router.hangup("interpreter", "alice", cid, op=op(), now=T0 + 5_000)
+    back = await router.kiosk_connect("k1", now=T0 + 6_000)
+    assert back.data["ended"]["call_id"] == cid and back.data["ended"]["reason"] == "hangup"
+    assert "ended" not in (await router.kiosk_connect("k1", now=T0 + 7_000)).data
+
+
 async def test_interpreter_drop_withdraws_ringing_offer(router: Router, redis: aioredis.Redis
                                                         ) -> None:
     await interp(router, "alice", ["jsl"], now=T0)
