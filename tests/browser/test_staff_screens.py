@@ -268,7 +268,11 @@ def test_staff_screens_firefox(pages, stack, firefox, lab_link) -> None:
     for n in range(8):
         kiosk.fill("textarea[name=chat]", f"番号 {n}")
         kiosk.press("textarea[name=chat]", "Enter")
-    firefox.wait("alice", "() => document.querySelectorAll('[data-role=chat-log] li').length === 8")
+        # each message acknowledged before the next, as a person types them
+        kiosk.wait_for_function(f"() => document.querySelectorAll("
+                                f"'[data-role=chat-log] li').length >= {n + 1}")
+    firefox.wait("alice", "() => document.querySelectorAll('[data-role=chat-log] li').length === 8",
+                 timeout=30)
     problems = []
     for w, h in STAFF_SIZES:
         firefox.viewport("alice", w, h)

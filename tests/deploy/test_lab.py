@@ -150,9 +150,10 @@ def test_edge_tls_headers_redirect_metrics_and_login_limit(lab: Lab) -> None:
     assert redirect == "301 https://tsunagu.lab.test/kiosk?x=1"
     assert lab.run("ward", *base, "-w", "%{http_code}",
                    "https://tsunagu.lab.test/metrics").stdout == "404"
-    # The node itself still serves /metrics on the private network.
-    assert lab.run("dc1", "curl", "-sf", "-o", "/dev/null",
-                   "http://198.18.1.2:8080/metrics").returncode == 0
+    # The node itself answers /metrics only on loopback or with TSUNAGU_METRICS_TOKEN (unset
+    # in the lab): a request from the private network is refused (PROTOCOL.md section 13).
+    assert lab.run("dc1", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                   "http://198.18.1.2:8080/metrics").stdout == "401"
     old = lab.run("ward", "openssl", "s_client", "-connect", "tsunagu.lab.test:443",
                   "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", input="", check=False)
     assert old.returncode != 0

@@ -95,9 +95,6 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     tmp = tmp_path_factory.mktemp("lan")
     tls, data = tmp / "tls", tmp / "var"
     assert make_lan_cert(tls).returncode == 0
-    done = admin(data, "add-user", "alice", "--role", "interpreter", "--languages", "jsl",
-                 "--password-stdin", stdin=PASSWORD + "\n")
-    assert done.returncode == 0, done.stderr
     port, relay_port = free_port(), free_port()
     log_path = tmp / "up.log"
     with log_path.open("wb") as log:
@@ -112,6 +109,10 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         assert f"tsunagu is up at https://0.0.0.0:{port}." in log_path.read_text()
         # the relay's control API: loopback, plain HTTP
         _wait_ok(f"http://127.0.0.1:{relay_port}/healthz", proc, log_path, None)
+        # admin commands use the Redis that `up` runs for the data directory
+        done = admin(data, "add-user", "alice", "--role", "interpreter", "--languages", "jsl",
+                     "--password-stdin", stdin=PASSWORD + "\n")
+        assert done.returncode == 0, done.stderr
         yield Up(port, data, tls / "ca.crt")
     finally:
         proc.send_signal(signal.SIGINT)
