@@ -120,8 +120,8 @@ async def _call_request(conn: Connection, m: CallRequest) -> None:
         requester=p.client_id))
     _check(out, m.rid, "this counter already has a call")
     conn.waiting = (call_id, m.language)
-    conn.tell_position(int(out.get("position", 1)), int(out.get("staffed", 0)),
-                       int(out.get("available", 0)), force=True, rid=m.rid)
+    conn.tell_position(int(out.get("position", 1)), int(out.get("available", 0)),
+                       int(out.get("serving_milli", 0)) / 1000, force=True, rid=m.rid)
     await _then_self(conn, out)
 
 

@@ -33,6 +33,7 @@ class CallRecord:
     exit_outcome: str = ""
     talk_ms: int = 0
     segment_ms: int | None = None  # when the current interpreter answered
+    offered_ms: int | None = None  # when the latest offer began to ring
 
     @property
     def wait_s(self) -> float | None:
@@ -47,6 +48,10 @@ class Ledger:
     records: dict[str, CallRecord] = field(default_factory=dict)
     last_id: str = "0-0"
     recent_talks_ms: list[int] = field(default_factory=list)  # newest last, at most 20
+    # When each language's recent calls were answered (newest last, at most 30), and how long
+    # the last 20 answered offers rang: what the wait estimate measures its rates on.
+    recent_answers: dict[str, list[int]] = field(default_factory=dict)
+    recent_rings_ms: list[int] = field(default_factory=list)
 
     def fold(self, event_id: str, fields: Mapping[str, str]) -> None:
         """Apply one event (idempotent per event id: older ids are ignored)."""
@@ -62,8 +67,13 @@ class Ledger:
             if ev != "enqueued":
                 return  # the call began before the window we loaded
             rec = self.records[call_id] = CallRecord(call_id)
+        if ev == "answered" and rec.offered_ms is not None:
+            self.recent_rings_ms = [*self.recent_rings_ms[-19:], max(0, at - rec.offered_ms)]
         _FOLDS[ev](rec, at, fields)
-        if ev == "ended" and rec.talk_ms:
+        if ev == "answered":
+            times = self.recent_answers.setdefault(rec.language, [])
+            times[:] = [*times[-29:], at]
+        elif ev == "ended" and rec.talk_ms:
             self.recent_talks_ms = [*self.recent_talks_ms[-19:], rec.talk_ms]
 
     def fold_all(self, entries: Iterable[tuple[str, Mapping[str, str]]]) -> None:
@@ -89,6 +99,10 @@ def _id_tuple(event_id: str) -> tuple[int, int]:
 def _enqueued(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:
     rec.language, rec.ward, rec.counter = f.get("lang", ""), f.get("ward", ""), f.get("counter", "")
     rec.kiosk, rec.enqueued_ms = f.get("kiosk", ""), at
+
+
+def _offered(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:
+    rec.offered_ms = at
 
 
 def _answered(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:
@@ -117,8 +131,8 @@ def _ended(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:
         rec.exit_ms, rec.exit_outcome = at, rec.outcome
 
 
-_FOLDS = {"enqueued": _enqueued, "answered": _answered, "transferred": _transferred,
-          "ended": _ended}
+_FOLDS = {"enqueued": _enqueued, "offered": _offered, "answered": _answered,
+          "transferred": _transferred, "ended": _ended}
 
 
 def local_date(ms: int, tz: ZoneInfo) -> date:

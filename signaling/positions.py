@@ -9,20 +9,6 @@ from signaling.node import Node
 from tsunagu import store
 
 
-async def read_places(node: Node, waiting: list[tuple[str, str]]
-                      ) -> list[tuple[int | None, int, int]]:
-    """For each waiting (call_id, language): its rank in the queue (None once offered), the
-    interpreters signed in for the language, and those free now; one Redis round trip."""
-    k = node.settings.keys
-    pipe = node.redis.pipeline(transaction=False)
-    for call_id, language in waiting:
-        pipe.zrank(k.queue(language), call_id)
-        pipe.scard(k.logged_in(language))
-        pipe.zcard(k.idle(language))
-    found = await pipe.execute()
-    return [(found[i], found[i + 1], found[i + 2]) for i in range(0, len(found), 3)]
-
-
 class PositionTicker:
     """Refreshes the place in line of this node's waiting kiosks after routing changes:
     at most twice a second, one Redis pipeline for all of them. A kiosk whose only news is its
@@ -61,10 +47,9 @@ class PositionTicker:
             return
         self.node.metrics.reads["positions"] += 1
         try:
-            places = await read_places(self.node, [c.waiting for c in waiting])
+            places = await self.node.router.places([c.waiting for c in waiting])
         except store.REDIS_ERRORS:
             return
-        handle_s = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
-        for conn, (rank, staffed, available) in zip(waiting, places, strict=True):
+        for conn, (rank, _staffed, available, serving) in zip(waiting, places, strict=True):
             if conn.waiting is not None and rank is not None:
-                conn.tell_position(rank + 1, staffed, available, force=False, handle_s=handle_s)
+                conn.tell_position(rank + 1, available, serving, force=False)

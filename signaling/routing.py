@@ -34,6 +34,8 @@ SCRIPTS = (
     "presence", "interp_connect", "interp_disconnect", "kiosk_connect", "kiosk_disconnect",
     "grace", "wrapup_end", "max_wait", "media_state", "pick_relay",
 )
+# Scripts that only read (no operation id, no changes, no messages).
+READS = ("places",)
 
 # KEYS[1] = the kiosk's kept call.ended, ARGV[1] = the call it was sent for.
 _ENDED_SEEN = """
@@ -91,7 +93,7 @@ class Router:
         self.settings = settings
         self.prefix = settings.keys.prefix
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(load_script_source(name)) for name in SCRIPTS
+            name: redis.register_script(load_script_source(name)) for name in SCRIPTS + READS
         }
         self._ended_seen = redis.register_script(_ENDED_SEEN)
 
@@ -125,6 +127,19 @@ class Router:
         for kind, ident, old, new in data.pop("changes", ()):
             log.info("%s %s: %s -> %s (%s)", kind, ident, old or "-", new, name)
         return Outcome(data)
+
+    async def places(self, waiting: list[tuple[str, str]]
+                     ) -> list[tuple[int | None, int, int, float]]:
+        """For each waiting (call_id, language): its rank in the queue (None once offered), the
+        interpreters signed in for the language, those free now, and the share of the queue
+        those not away will take as they come free (``serving_milli`` / 1000); one round trip."""
+        if not waiting:
+            return []
+        args = [x for pair in waiting for x in pair]
+        raw = await self._scripts["places"](keys=[self.settings.keys.cfg],
+                                            args=[self.prefix, now_ms(), "", "", *args])
+        return [(None if rank < 0 else rank, staffed, free, milli / 1000)
+                for rank, staffed, free, milli in json.loads(raw)]
 
     # -- kiosk side ----------------------------------------------------------
     async def enqueue(self, *, kiosk: str, ward: str, counter: str, language: str,

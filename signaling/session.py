@@ -29,9 +29,7 @@ from signaling.interpreter_view import queue_message
 from signaling.limits import SocketCounter
 from signaling.media import RelayPool, ice_servers_for
 from signaling.node import Node
-from signaling.positions import read_places
 from signaling.routing import Router
-from signaling.stats import estimate_wait_s
 from tsunagu.languages import Language
 from tsunagu.protocol import (
     ALLOWED,
@@ -74,7 +72,7 @@ class Connection:
         self.principal: Principal | None = None
         self.session_id = ""
         self.waiting: tuple[str, str] | None = None  # (call_id, language) while queued
-        self.last_position: tuple[int, int] | None = None
+        self.last_position: tuple[int, int | None, int | None, bool] | None = None
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX)
         self._counter = SocketCounter()
         self._closing = False
@@ -188,25 +186,29 @@ class Connection:
         if self.waiting is None:
             return
         call_id = self.waiting[0]
-        (rank, staffed, available), = await read_places(self.node, [self.waiting])
+        (rank, _staffed, available, serving), = await self.node.router.places([self.waiting])
         if self.waiting is not None and self.waiting[0] == call_id:
-            self.tell_position((rank + 1) if rank is not None else 1, staffed, available,
+            self.tell_position((rank + 1) if rank is not None else 1, available, serving,
                                force=force)
 
-    def tell_position(self, position: int, staffed: int, available: int, *, force: bool,
-                      rid: str | None = None, handle_s: float | None = None) -> None:
+    def tell_position(self, position: int, available: int, serving: float, *, force: bool,
+                      rid: str | None = None) -> None:
         """Send the waiting call's place in line and an estimate (no await: keeps order)."""
         assert self.waiting is not None
         call_id, language = self.waiting
-        if handle_s is None:
-            handle_s = self.node.stats.ledger.recent_handle_s(180.0) + self.node.settings.wrapup_s
-        est = estimate_wait_s(position, staffed, available, handle_s)
+        est = self.node.stats.wait_estimate(language, position, available, serving)
+        reason = "none_available" if est.none_available else None
+        told = (position, est.min_s, est.max_s, est.none_available)
         if force:
             self.send(CallQueued(rid=rid, call_id=call_id, language=language,
-                                 position=position, estimated_wait_s=est))
-        elif self.last_position != (position, est):
-            self.send(CallPosition(call_id=call_id, position=position, estimated_wait_s=est))
-        self.last_position = (position, est)
+                                 position=position, estimated_wait_s=est.point_s,
+                                 estimated_wait_min_s=est.min_s,
+                                 estimated_wait_max_s=est.max_s, reason=reason))
+        elif self.last_position != told:
+            self.send(CallPosition(call_id=call_id, position=position,
+                                   estimated_wait_s=est.point_s, estimated_wait_min_s=est.min_s,
+                                   estimated_wait_max_s=est.max_s, reason=reason))
+        self.last_position = told
 
     # -- what handlers use (signaling.connection.Connection) ----------------
     @property

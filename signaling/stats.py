@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from signaling.ledger import Ledger, summarise
 from signaling.report import day_start_ms
+from signaling.wait_estimate import WaitEstimate, answer_rate, estimate_wait, ring_allowance_s
 from tsunagu.languages import Language
 from tsunagu.protocol import now_ms
 from tsunagu.settings import SignalingSettings
@@ -27,15 +27,6 @@ from tsunagu.store import REDIS_ERRORS, RedisClient, stop_if_cancelled
 log = logging.getLogger(__name__)
 STATES = tuple(s.value for s in InterpreterState if s is not InterpreterState.OFFLINE)
 DEFAULT_HANDLE_S = 180.0
-
-
-def estimate_wait_s(position: int, staffed: int, available: int, handle_s: float) -> int:
-    """An honest estimate: calls ahead shared by the interpreters logged in, each taking about
-    one average call; a call that an available interpreter can take now rings within seconds."""
-    if position <= available:
-        return 5
-    rounds = math.ceil((position - available) / max(1, staffed))
-    return int(rounds * handle_s)
 
 
 async def live_state(redis: RedisClient, settings: SignalingSettings,
@@ -134,6 +125,17 @@ class StatsService:
         self.watchers: dict[int, Push] = {}
         # Called with the (event, call id) pairs of each batch of routing events.
         self.on_change: list[Callable[[list[tuple[str, str]]], Awaitable[None]]] = []
+
+    def wait_estimate(self, language: str, position: int, available: int,
+                      serving: float) -> WaitEstimate:
+        """The wait to show a call at ``position``, from the interpreters serving its language
+        and what this node's ledger measured of recent calls (signaling/wait_estimate.py)."""
+        ledger, s = self.ledger, self.settings
+        return estimate_wait(
+            position, available, serving, ledger.recent_handle_s(DEFAULT_HANDLE_S) + s.wrapup_s,
+            ring_s=s.offer_timeout_s,
+            measured_rate=answer_rate(ledger.recent_answers.get(language, []), now_ms()),
+            answer_s=ring_allowance_s(ledger.recent_rings_ms))
 
     def today(self) -> dict[str, Any]:
         day = datetime.now(self.tz).date()

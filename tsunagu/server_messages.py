@@ -79,6 +79,10 @@ class CallQueued(ServerMessage):
     language: str
     position: int
     estimated_wait_s: float | None = None
+    # version 1.1 additions: the honest range, and why nobody answers yet
+    estimated_wait_min_s: float | None = None
+    estimated_wait_max_s: float | None = None
+    reason: str | None = None  # "none_available": no interpreter is free for this call now
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +91,9 @@ class CallPosition(ServerMessage):
     call_id: str
     position: int
     estimated_wait_s: float | None = None
+    estimated_wait_min_s: float | None = None
+    estimated_wait_max_s: float | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

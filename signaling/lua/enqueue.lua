@@ -32,4 +32,5 @@ match({lang})
 local rank = redis.call('ZRANK', k(KEY.queue, lang), call_id)
 return finish({ok = CS.queued, call_id = call_id, state = hget(ckey, 'state'),
   position = rank and (rank + 1) or 1, staffed = redis.call('SCARD', k(KEY.logged_in, lang)),
-  available = redis.call('ZCARD', k(KEY.idle, lang)) + (hget(ckey, 'state') == CS.offered and 1 or 0)})
+  available = redis.call('ZCARD', k(KEY.idle, lang)) + (hget(ckey, 'state') == CS.offered and 1 or 0),
+  serving_milli = serving_milli(lang)})

@@ -263,6 +263,21 @@ end
 
 local function interp_langs(id) return split(hget(k(KEY.interp, id), 'languages')) end
 
+-- How much of a language's queue its interpreters will take as they come free, in thousandths
+-- (the wait estimate's rate, signaling/wait_estimate.py): each one signed in who is not away
+-- (nor going away after the call) counts 1 / the number of their languages.
+local function serving_milli(lang)
+  local total = 0
+  for _, id in ipairs(redis.call('SMEMBERS', k(KEY.logged_in, lang))) do
+    local key = k(KEY.interp, id)
+    local state, after = hget(key, 'state'), hget(key, 'after_call')
+    if state and state ~= IS.away and state ~= IS.offline and after ~= IS.away then
+      total = total + math.floor(1000 / math.max(1, #split(hget(key, 'languages'))))
+    end
+  end
+  return total
+end
+
 local function concat(a, b)
   local out = {}
   for _, v in ipairs(a) do out[#out + 1] = v end

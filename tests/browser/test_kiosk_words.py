@@ -165,6 +165,10 @@ def test_wait_estimate_range_and_nobody_free(pages) -> None:
     pages.wait_js(kiosk, "() => window.tsunagu.state.call && window.tsunagu.state.call.id")
     estimate = kiosk.locator("[data-role=wait-estimate]")
     status = kiosk.locator("[data-role=status]")
+    # From the server itself: nobody for Vietnamese is signed in, so nobody is free, and there
+    # is no estimate to give (call.queued's reason "none_available", no range).
+    expect(status).to_have_attribute("data-reason", "none-available")
+    expect(estimate).not_to_have_attribute("data-min-s", re.compile(".*"))
     tell = """(fields) => window.tsunagu.client.dispatchEvent(new CustomEvent("call.position",
         {detail: {type: "call.position", call_id: window.tsunagu.state.call.id, position: 2,
                   ...fields}}))"""

@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from signaling.ledger import replay_changes
+from signaling.ledger import Ledger, replay_changes
 from tests.conftest import TEST_SECRET
 from tests.support.stack import running
 from tsunagu.client import ServerError
@@ -126,7 +127,9 @@ async def test_thousand_calls_across_two_nodes(redis_server: RedisServer,
 
     settings = SignalingSettings(secret=TEST_SECRET, redis_url=redis_server.url)
     async with running(settings, inprocess=0, processes=2, env=FAST) as stack:
-        report = await run_load(stack, kiosks=200, interpreters=40, calls=1000)
+        # Talk long enough that queues build: the waits shown at enqueue are then worth checking.
+        report = await run_load(stack, kiosks=200, interpreters=40, calls=1000,
+                                talk_s=(0.3, 0.9))
     assert report.errors == []
     assert len(report.kiosk_connected) == 1000
     assert all(n == 1 for n in report.kiosk_connected.values())
@@ -142,7 +145,41 @@ async def test_thousand_calls_across_two_nodes(redis_server: RedisServer,
     call_changes, interp_changes = replay_changes(events)
     assert len({c for c, old, _ in call_changes if old is None}) == 1000
     assert illegal_transitions(call_changes) == []
+    # Issue 11 item 4: at least 80 % of actual waits fall in the range shown at enqueue.
+    ledger = Ledger()
+    ledger.fold_all(events)
+    coverage = wait_coverage(ledger, report.shown)
+    save_artifact("wait-estimates.json", json.dumps(coverage, indent=1))
+    print("wait estimates over 1,000 calls:", json.dumps(coverage))
+    assert coverage["calls"] == 1000 and coverage["with_range"] >= 950, coverage
+    assert coverage["inside_pct"] >= 80, coverage
     assert interp_changes and [
         c for c in interp_changes
         if not interpreter_transition_allowed(InterpreterState(c[1]), InterpreterState(c[2]))
     ] == []
+
+
+def wait_coverage(ledger: Ledger, shown: dict[str, tuple[float | None, float | None]]
+                  ) -> dict[str, float]:
+    """How many answered calls waited (enqueue to answer, as the events say) within the range
+    their kiosk was shown at enqueue; with the median wait and range width, for the record."""
+    waits, inside, widths = [], 0, []
+    for call_id, (lo, hi) in shown.items():
+        rec = ledger.records.get(call_id)
+        if rec is None or rec.wait_s is None or lo is None or hi is None:
+            continue
+        waits.append(rec.wait_s)
+        widths.append(hi - lo)
+        inside += lo <= rec.wait_s <= hi
+    waits.sort()
+    widths.sort()
+    return {"calls": len(shown), "with_range": len(waits),
+            "inside_pct": round(100 * inside / max(1, len(waits)), 1),
+            "median_wait_s": waits[len(waits) // 2] if waits else 0.0,
+            "median_width_s": widths[len(widths) // 2] if widths else 0.0}
+
+
+def save_artifact(name: str, text: str) -> None:
+    """Write a figure a test measured under test-artifacts/, for the record."""
+    Path("test-artifacts").mkdir(exist_ok=True)
+    (Path("test-artifacts") / name).write_text(text)

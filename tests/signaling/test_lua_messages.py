@@ -167,3 +167,20 @@ async def test_an_offer_and_its_presence_change_are_one_inbox_entry(
     assert len(entries) == 1
     kinds = [m["type"] for m in json.loads(entries[0][1]["msgs"])]
     assert kinds == ["presence", "call.offer"]
+
+
+async def test_places_reads_rank_and_who_serves(router: Router, redis: aioredis.Redis) -> None:
+    """The read-only ``places`` script: rank, signed-in, free, and the serving share (an
+    interpreter of two languages counts half; one going away after the call not at all)."""
+    r, t = router, T0
+    for name, langs in (("alice", ["jsl"]), ("bob", ["jsl", "en"]), ("carol", ["jsl"])):
+        await r.interp_connect(name, langs, name.title(), resumed=False, now=t)
+        await r.presence(name, "available", op=op(), now=t)
+    for n in range(5):
+        await r.enqueue(kiosk=f"k{n}", ward="北区", counter=str(n), language="jsl",
+                        priority="normal", procedure=None, call_id=f"c{n}", op=op(), now=t + n)
+    await r.presence("carol", "away", op=op(), now=t + 10)  # ringing: passes on the call
+    places = await r.places([("c3", "jsl"), ("c4", "jsl"), ("c0", "jsl")])
+    # c0..c2 rang alice, bob, carol; carol's passed back to the head of the line.
+    assert [p[0] for p in places] == [1, 2, None]
+    assert places[0][1:] == (3, 0, 1.5)

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from signaling.ledger import Ledger, summarise
-from signaling.stats import estimate_wait_s
 from tests.signaling.test_server import make_settings
 from tests.support.stack import running
 from tsunagu.redis_server import RedisServer
@@ -57,12 +56,6 @@ def test_ledger_counts_each_call_once_at_its_queue_exit() -> None:
     other_day = summarise(ledger.records.values(), day=date(2026, 11, 29), tz=TZ,
                           service_level_s=30)
     assert other_day["offered"] == 0 and other_day["service_level_pct"] is None
-
-
-def test_estimate() -> None:
-    assert estimate_wait_s(1, staffed=2, available=1, handle_s=200) == 5
-    assert estimate_wait_s(3, staffed=2, available=0, handle_s=200) == 400
-    assert estimate_wait_s(1, staffed=0, available=0, handle_s=200) == 200
 
 
 async def test_stats_and_csv_match_a_hand_count(redis_server: RedisServer, redis: object

@@ -23,10 +23,12 @@ class LoadReport:
     overlaps: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The wait range each call was shown at enqueue (call.queued), by call id.
+    shown: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 async def interpreter(name: str, client: SignalingClient, report: LoadReport,
-                      stop: asyncio.Event) -> None:
+                      stop: asyncio.Event, talk_s: tuple[float, float] = (0.01, 0.05)) -> None:
     await client.request("presence.set", status="available")
     current: str | None = None
     while not stop.is_set():
@@ -43,7 +45,7 @@ async def interpreter(name: str, client: SignalingClient, report: LoadReport,
             current = msg["call_id"]
             report.interp_connected[msg["call_id"]].append(name)
             asyncio.get_running_loop().call_later(
-                random.uniform(0.01, 0.05), lambda c=current: asyncio.ensure_future(
+                random.uniform(*talk_s), lambda c=current: asyncio.ensure_future(
                     client.send("call.hangup", call_id=c)))
         elif kind == "call.ended" and msg["call_id"] == current:
             current = None
@@ -53,6 +55,8 @@ async def interpreter(name: str, client: SignalingClient, report: LoadReport,
 async def kiosk(client: SignalingClient, lang: str, n_calls: int, report: LoadReport) -> None:
     for _ in range(n_calls):
         queued = await client.request("call.request", language=lang, timeout=60)
+        report.shown[queued["call_id"]] = (queued.get("estimated_wait_min_s"),
+                                           queued.get("estimated_wait_max_s"))
         msg = await client.next("call.connected", "call.ended", timeout=120,
                                 call_id=queued["call_id"])
         if msg["type"] == "call.connected":
@@ -63,9 +67,11 @@ async def kiosk(client: SignalingClient, lang: str, n_calls: int, report: LoadRe
         report.ended_reasons[msg["reason"]] += 1
 
 
-async def run_load(stack: Stack, *, kiosks: int, interpreters: int, calls: int) -> LoadReport:
-    """``calls`` calls from ``kiosks`` kiosks answered by ``interpreters`` bots, spread over
-    the stack's nodes; every language has interpreters."""
+async def run_load(stack: Stack, *, kiosks: int, interpreters: int, calls: int,
+                   talk_s: tuple[float, float] = (0.01, 0.05)) -> LoadReport:
+    """``calls`` calls from ``kiosks`` kiosks answered by ``interpreters`` bots (each talking
+    for a time drawn from ``talk_s``), spread over the stack's nodes; every language has
+    interpreters."""
     report = LoadReport()
     stop = asyncio.Event()
     nodes = len(stack.nodes)
@@ -74,7 +80,7 @@ async def run_load(stack: Stack, *, kiosks: int, interpreters: int, calls: int) 
         langs = [LANGS[n % len(LANGS)], LANGS[(n + 1) % len(LANGS)]]
         token = await stack.add_interpreter(f"bot{n}", langs)
         client = await stack.client(token, node=n % nodes)
-        bots.append(asyncio.create_task(interpreter(f"bot{n}", client, report, stop)))
+        bots.append(asyncio.create_task(interpreter(f"bot{n}", client, report, stop, talk_s)))
     await asyncio.sleep(0.5)
     per_kiosk = calls // kiosks
     clients = [await stack.client(await stack.add_kiosk(f"load{n}"), node=n % nodes)
