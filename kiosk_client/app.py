@@ -63,7 +63,9 @@ async def _one_call(session: KioskSession, args: KioskSettings) -> dict[str, Any
     assert args.call is not None
     queued = await session.request_call(args.call, priority=args.priority)
     out: dict[str, Any] = {"call_id": session.call_id, "position": queued.get("position"),
-                           "estimated_wait_s": queued.get("estimated_wait_s")}
+                           "estimated_wait_s": queued.get("estimated_wait_s"),
+                           "estimated_wait_min_s": queued.get("estimated_wait_min_s"),
+                           "estimated_wait_max_s": queued.get("estimated_wait_max_s")}
     state = await session.wait_for(ScreenState.IN_CALL, ScreenState.ENDED, ScreenState.ERROR,
                                    within_s=args.max_wait)
     if state is ScreenState.IN_CALL:

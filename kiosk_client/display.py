@@ -235,7 +235,8 @@ class WindowedKiosk:
         peer = s.peer.get("name") if s.peer else None
         self.display.view = View(
             state=s.state, languages=languages_of(s.client.welcome), position=s.position,
-            estimated_wait_s=s.estimated_wait_s, message=s.message,
+            estimated_wait_s=s.estimated_wait_s, wait_range_s=s.wait_range_s,
+            none_available=s.none_available, message=s.message,
             advice=(() if s.state is ScreenState.IN_CALL else self.advice) + self.audio_notices(),
             peer_name=peer, chat=tuple(s.chat), chat_draft=self.draft,
         )

@@ -7,6 +7,7 @@ it, and ``hit`` maps a tap to a button's action. The display thread in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -58,6 +59,8 @@ class View:
     languages: tuple[Language, ...] = ()
     position: int | None = None
     estimated_wait_s: float | None = None
+    wait_range_s: tuple[float, float] | None = None  # the server's honest range, if any
+    none_available: bool = False  # nobody for the language is free now
     message: tuple[str, str] | None = None  # (Japanese, English)
     advice: tuple[tuple[str, str], ...] = ()
     peer_name: str | None = None
@@ -77,17 +80,33 @@ def hit(buttons: list[Button], x: int, y: int) -> str | None:
     return None
 
 
-def wait_text(position: int | None, wait_s: float | None) -> tuple[str, str]:
-    """The queue line in Japanese and in English, with a rounded estimate in minutes."""
+def wait_text(position: int | None, wait_s: float | None,
+              wait_range_s: tuple[float, float] | None = None) -> tuple[str, str]:
+    """The queue line in Japanese and in English, with the estimate in minutes: the server's
+    range when it sent one (never narrower than it), else its single figure rounded."""
     if position is None:
         return "順番を確認しています…", "Checking your place in line..."
-    minutes = None if wait_s is None else max(1, round(wait_s / 60))
     jp = f"あなたは {position} 番目です"
     en = f"You are number {position} in line"
-    if minutes is not None:
+    if wait_range_s is not None:
+        lo, hi = min(wait_range_s), max(wait_range_s)
+        a, b = math.floor(lo / 60), max(1, math.ceil(hi / 60))
+        if hi < 60:
+            return jp + "・1 分以内", en + ", under 1 min"
+        if a <= 0:
+            return jp + f"・{b} 分以内", en + f", up to {b} min"
+        if a == b:
+            return jp + f"・約 {b} 分", en + f", about {b} min"
+        return jp + f"・{a}〜{b} 分", en + f", {a} to {b} min"
+    if wait_s is not None:
+        minutes = max(1, round(wait_s / 60))
         jp += f"・約 {minutes} 分"
         en += f", about {minutes} min"
     return jp, en
+
+
+NONE_AVAILABLE = ("ただいま通訳者は全員対応中か不在です。順番はそのままです",
+                  "Every interpreter is busy or away now. You keep your place in line")
 
 
 def _paste(canvas: Canvas, image: Canvas, box: tuple[int, int, int, int]) -> None:
@@ -148,9 +167,11 @@ def _home(canvas: Canvas, tf: Typeface, view: View) -> list[Button]:
 
 def _waiting(canvas: Canvas, tf: Typeface, view: View) -> list[Button]:
     height, width = canvas.shape[:2]
-    _lines(canvas, tf, [("通訳者を呼んでいます", "Calling an interpreter"),
-                        wait_text(view.position, view.estimated_wait_s)],
-           (60, height // 6), height // 14)
+    lines = [("通訳者を呼んでいます", "Calling an interpreter"),
+             wait_text(view.position, view.estimated_wait_s, view.wait_range_s)]
+    if view.none_available:
+        lines.append(NONE_AVAILABLE)
+    _lines(canvas, tf, lines, (60, height // 6), height // 14)
     rect = (60, height * 3 // 4, width // 3, height // 7)
     return [_button(canvas, tf, "cancel", rect, ("やめる", "Cancel"), DANGER)]
 

@@ -83,6 +83,8 @@ class KioskSession:
         self.language: str | None = None
         self.position: int | None = None
         self.estimated_wait_s: float | None = None
+        self.wait_range_s: tuple[float, float] | None = None
+        self.none_available = False
         self.peer: dict[str, Any] = {}
         self.chat: list[str] = []
         self.message: tuple[str, str] | None = None
@@ -126,6 +128,9 @@ class KioskSession:
             case CallQueued() | CallPosition():
                 self.position = typed.position
                 self.estimated_wait_s = typed.estimated_wait_s
+                lo, hi = typed.estimated_wait_min_s, typed.estimated_wait_max_s
+                self.wait_range_s = None if lo is None or hi is None else (lo, hi)
+                self.none_available = typed.reason == "none_available"
                 self._set_state(ScreenState.WAITING)
             case CallConnected(peer=peer, ice_servers=ice_servers):
                 self.peer = dict(peer)
@@ -227,6 +232,7 @@ class KioskSession:
     def home(self) -> None:
         """Back to the language buttons."""
         self.call_id, self.position, self.estimated_wait_s = None, None, None
+        self.wait_range_s, self.none_available = None, False
         self.message = None
         self._set_state(ScreenState.HOME)
 

@@ -71,6 +71,14 @@ def test_waiting_screen_states_place_and_estimate(cjk: Typeface) -> None:
     assert wait_text(2, 170) == ("あなたは 2 番目です・約 3 分",
                                  "You are number 2 in line, about 3 min")
     assert wait_text(1, None)[1] == "You are number 1 in line"
+    # The server's range wins over its single figure, never narrowed.
+    assert wait_text(3, 400, (240, 600)) == ("あなたは 3 番目です・4〜10 分",
+                                             "You are number 3 in line, 4 to 10 min")
+    assert wait_text(1, 5, (0, 20))[1] == "You are number 1 in line, under 1 min"
+    assert wait_text(2, 90, (30, 100))[1] == "You are number 2 in line, up to 2 min"
+    busy = View(state=ScreenState.WAITING, position=2, none_available=True)
+    plain = View(state=ScreenState.WAITING, position=2)
+    assert not (render(busy, cjk)[0] == render(plain, cjk)[0]).all()  # says nobody is free
     canvas, buttons = render(View(state=ScreenState.WAITING, position=2, estimated_wait_s=170),
                              cjk)
     assert [b.action for b in buttons] == ["cancel"]

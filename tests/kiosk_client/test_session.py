@@ -27,7 +27,8 @@ def session_with(replies: dict[str, dict[str, Any]]) -> tuple[KioskSession, Scri
 
 
 QUEUED = {"type": "call.queued", "call_id": "c1", "language": "vi", "position": 3,
-          "estimated_wait_s": 240}
+          "estimated_wait_s": 240, "estimated_wait_min_s": 100, "estimated_wait_max_s": 400,
+          "reason": "none_available"}
 
 
 async def test_request_call_shows_the_queue_position() -> None:
@@ -36,6 +37,7 @@ async def test_request_call_shows_the_queue_position() -> None:
     assert client.sent == [("call.request", {"language": "vi", "priority": "normal"})]
     assert session.state is ScreenState.WAITING
     assert (session.call_id, session.position, session.estimated_wait_s) == ("c1", 3, 240)
+    assert session.wait_range_s == (100, 400) and session.none_available
     await session.handle({"type": "call.position", "call_id": "c1", "position": 1,
                           "estimated_wait_s": 30})
     assert session.position == 1
