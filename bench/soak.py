@@ -8,8 +8,11 @@ file descriptors of every process and Redis's memory at start and end.
 
 Run inside a loopback-only namespace (the relays' ICE):
     unshare -n sh -c 'ip link set lo up && .venv/bin/python -m bench.soak --minutes 30'
-The calls carry signaling only (no media legs): the relays run, register, are chosen by
-nothing and are killed and restarted as a fault; media under faults is tests/relay's.
+Beside that signaling load, one call with media every ``--media-every-s`` seconds: the kiosk
+self-test (``tsunagu kiosk --headless --source synthetic --call ko``, a process per call, on
+the nodes in turn) answered by the answering bot (``tsunagu bot``, one process for the whole
+soak), through the relays; each must end with video decoded both ways, and the report names
+the fault each failed one met.
 """
 
 from __future__ import annotations
@@ -70,13 +73,85 @@ class Relays:
             proc.wait(10)
 
 
-async def usage(drill: Drill, relays: Relays, server: RedisServer) -> dict[str, Any]:
+class MediaCalls:
+    """Calls with media through the relays, beside the signaling load: the answering bot and
+    one kiosk self-test at a time (both real processes, through the public command line)."""
+
+    LANGUAGE = "ko"  # not one the drill's load uses: only the bot answers it
+
+    def __init__(self, drill: Drill, tmp: Path, every_s: float) -> None:
+        self.drill, self.tmp, self.every_s = drill, tmp, every_s
+        self.env = {**os.environ, "TSUNAGU_ICE_ADDRESSES": "127.0.0.1",
+                    "TSUNAGU_ICE_SERVERS": "[]"}
+        self.bot: subprocess.Popen[bytes] | None = None
+        self.results: list[dict[str, Any]] = []
+        self.token_file = tmp / "media-kiosk.token"
+
+    async def start(self) -> None:
+        stack = self.drill.stack
+        await stack.add_interpreter("mediabot", [self.LANGUAGE], password="media-bot-pw")
+        self.token_file.write_text(await stack.add_kiosk("media-k", ward="北区", counter="9"))
+        self.bot = self._start_bot(stack.nodes[0].base_url)
+
+    def _start_bot(self, server: str) -> subprocess.Popen[bytes]:
+        with open(self.tmp / "bot.log", "wb") as log:
+            bot = subprocess.Popen(
+                [sys.executable, "-m", "tsunagu", "bot", "--server", server,
+                 "--username", "mediabot", "--password-stdin", "--talk", "0"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, env=self.env)
+        assert bot.stdin is not None
+        bot.stdin.write(b"media-bot-pw\n")
+        bot.stdin.close()
+        return bot
+
+    async def run(self, until: float, faults: list[tuple[float, str]]) -> None:
+        """One self-test call every ``every_s`` seconds until ``until`` (monotonic)."""
+        n = 0
+        while time.monotonic() + 60 < until:
+            node = self.drill.stack.nodes[n % len(self.drill.stack.nodes)]
+            started = time.monotonic()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tsunagu", "kiosk", "--server", node.base_url,
+                "--token-file", str(self.token_file), "--headless", "--source", "synthetic",
+                "--no-audio-out", "--call", self.LANGUAGE, "--duration", "6",
+                "--max-wait", "30", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL, env=self.env)
+            try:
+                out, _ = await asyncio.wait_for(proc.communicate(), 120)
+            except TimeoutError:
+                proc.kill()
+                out = b""
+            ended = time.monotonic()
+            lines = out.decode(errors="replace").strip().splitlines()
+            hit = [name for at, name in faults if started - 5 <= at <= ended]
+            self.results.append({"ok": proc.returncode == 0, "node": n % 2,
+                                 "first_line": lines[0] if lines else "no output",
+                                 "fault_during": hit})
+            n += 1
+            await asyncio.sleep(max(0.0, started + self.every_s - time.monotonic()))
+
+    def report(self) -> dict[str, Any]:
+        failed = [r for r in self.results if not r["ok"]]
+        return {"media_calls": len(self.results), "media_ok": len(self.results) - len(failed),
+                "media_failed_without_fault": [r for r in failed if not r["fault_during"]],
+                "media_failed_during_fault": [r for r in failed if r["fault_during"]]}
+
+    def stop(self) -> None:
+        if self.bot is not None:
+            self.bot.terminate()
+            self.bot.wait(10)
+
+
+async def usage(drill: Drill, relays: Relays, server: RedisServer,
+                media: MediaCalls | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for n, node in enumerate(drill.stack.nodes):
         assert node.proc is not None
         out[f"signaling{n}"] = process_usage(node.proc.pid)
     for n, proc in enumerate(relays.procs):
         out[f"relay{n}"] = process_usage(proc.pid)
+    if media is not None and media.bot is not None and media.bot.poll() is None:
+        out["bot"] = process_usage(media.bot.pid)
     assert server.proc is not None
     out["redis"] = {**process_usage(server.proc.pid),
                     "used_memory_kib": (await drill.redis.info("memory"))["used_memory"] // 1024}
@@ -100,29 +175,36 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             ("relay SIGKILL", lambda: relays.kill_and_restart(0)),
         ]
         done: list[str] = []
+        media = MediaCalls(drill, Path(tmp), args.media_every_s)
+        fault_times: list[tuple[float, str]] = []
         try:
+            await media.start()
             await asyncio.sleep(min(20.0, args.minutes * 60 / 6))  # warm up
-            start = await usage(drill, relays, server)
+            start = await usage(drill, relays, server, media)
             until = time.monotonic() + args.minutes * 60
+            media_task = asyncio.create_task(media.run(until, fault_times))
             next_fault = time.monotonic() + args.fault_every_s
             n = 0
             while time.monotonic() < until:
                 await asyncio.sleep(min(1.0, max(0.0, until - time.monotonic())))
                 if time.monotonic() >= next_fault:
                     name, fault = faults[n % len(faults)]
+                    fault_times.append((time.monotonic(), name))
                     await fault()
                     done.append(name)
                     n += 1
                     next_fault = time.monotonic() + args.fault_every_s
-            end = await usage(drill, relays, server)
+            await media_task
+            end = await usage(drill, relays, server, media)
             await drill.finish()
             report = await drill.check(strict=False)
         finally:
+            media.stop()
             await drill.close()
             relays.stop()
             await stack.close()
             server.stop()
-    return {"minutes": args.minutes, "faults": done, **report,
+    return {"minutes": args.minutes, "faults": done, **report, **media.report(),
             "usage_start": start, "usage_end": end}
 
 
@@ -132,6 +214,8 @@ def main() -> None:
     p.add_argument("--fault-every-s", type=float, default=300.0)
     p.add_argument("--kiosks", type=int, default=16)
     p.add_argument("--interpreters", type=int, default=6)
+    p.add_argument("--media-every-s", type=float, default=60.0,
+                   help="one self-test call with media through the relays this often")
     args = p.parse_args()
     print(json.dumps(asyncio.run(soak(args)), ensure_ascii=False))
 
