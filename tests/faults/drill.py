@@ -209,6 +209,18 @@ class Drill:
         await self.redis.aclose()
 
     # -- faults ------------------------------------------------------------------------------
+    async def all_events(self) -> list[dict[str, str]]:
+        """The whole events stream, read in pages (a soak's stream is too long for one reply
+        within the client's socket timeout)."""
+        out: list[dict[str, str]] = []
+        cursor = "-"
+        while True:
+            batch = await self.redis.xrange(K.events, min=cursor, count=5000)
+            out += [f for _, f in batch]
+            if len(batch) < 5000:
+                return out
+            cursor = "(" + batch[-1][0]
+
     async def kill_node(self, index: int, sig: int = signal.SIGKILL, down_s: float = 2.0
                         ) -> None:
         node = self.stack.nodes[index]
@@ -271,7 +283,7 @@ class Drill:
         """The invariants; returns the numbers (``strict``: raises AssertionError on a
         violation)."""
         seen = self.seen
-        events = [f for _, f in await self.redis.xrange(K.events)]
+        events = await self.all_events()
         enqueued = {f["call"]: f["kiosk"] for f in events if f["ev"] == "enqueued"
                     and f["kiosk"].startswith("dk")}
         ended_ev = {f["call"]: f for f in events if f["ev"] == "ended"}
@@ -317,7 +329,7 @@ class Drill:
                                     headers={"Authorization": f"Bearer {token}"}) as r:
                     today = (await r.json())["today"]
                 got = {k: int(today[k]) for k in ("answered", "abandoned", "failed")}
-                if got == _count([f for _, f in await self.redis.xrange(K.events)]):
+                if got == _count(await self.all_events()):
                     return got
                 await asyncio.sleep(0.25)
         return got
