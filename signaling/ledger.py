@@ -34,6 +34,12 @@ class CallRecord:
     talk_ms: int = 0
     segment_ms: int | None = None  # when the current interpreter answered
     offered_ms: int | None = None  # when the latest offer began to ring
+    # Kept in the finished-call record (signaling/records.py, PROTOCOL.md section 15).
+    modality: str = ""
+    procedure: str = ""
+    priority: str = ""
+    transferred_to: str = ""  # the language of the last transfer, if any
+    rating: int | None = None  # 1-5 from call.rate; None when not rated
 
     @property
     def wait_s(self) -> float | None:

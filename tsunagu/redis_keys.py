@@ -49,6 +49,11 @@ PARTS: dict[str, str] = {
     "relay": "relay",
     "relay_events": "relay_events",
     "quality": "quality",
+    "kiosk_health": "khealth",
+    "kiosk_seen": "kseen",
+    "kiosk_test": "ktest",
+    "records": "records",
+    "record_days": "record_days",
 }
 
 
@@ -234,3 +239,31 @@ class Keys:
     def quality(self, call_id: str) -> str:
         """STRING JSON of the call's per-leg media quality, written by its relay. TTL 10 s."""
         return self._key("quality", call_id)
+
+    # -- tablet fleet (PROTOCOL.md section 14) --------------------------------
+    def kiosk_health(self, kiosk_id: str) -> str:
+        """STRING JSON of the kiosk's latest ``kiosk.health`` report (plus ``at_ms``). No TTL:
+        the fleet page keeps showing a kiosk's last report after restarts."""
+        return self._key("kiosk_health", kiosk_id)
+
+    @property
+    def kiosk_seen(self) -> str:
+        """ZSET kiosk id -> when it was last seen connected (ms). No TTL."""
+        return self._key("kiosk_seen")
+
+    def kiosk_test(self, kiosk_id: str) -> str:
+        """STRING JSON of the kiosk's last test call result, the ``last_test`` of section 14:
+        ``{at_ms, ok, fps_in, fps_out, rtt_ms, loss_pct, setup_ms, reason?}``. No TTL."""
+        return self._key("kiosk_test", kiosk_id)
+
+    # -- finished-call records (PROTOCOL.md section 15) ------------------------
+    def records(self, day: str) -> str:
+        """HASH call id -> JSON record (signaling/records.py) of the calls that ended on
+        ``day`` (YYYY-MM-DD, UTC). Kept ``TSUNAGU_RECORD_RETENTION_DAYS``, then deleted."""
+        return self._key("records", day)
+
+    @property
+    def record_days(self) -> str:
+        """ZSET of the days (YYYY-MM-DD, UTC) that have a records hash -> that day's UTC
+        midnight in epoch seconds; retention deletes the oldest."""
+        return self._key("record_days")
