@@ -215,9 +215,9 @@ class Drill:
         out: list[dict[str, str]] = []
         cursor = "-"
         while True:
-            batch = await self.redis.xrange(K.events, min=cursor, count=5000)
+            batch = await self.redis.xrange(K.events, min=cursor, count=2000)
             out += [f for _, f in batch]
-            if len(batch) < 5000:
+            if len(batch) < 2000:
                 return out
             cursor = "(" + batch[-1][0]
 
@@ -381,6 +381,8 @@ async def open_drill(tmp: Path, settings_factory: Any, kiosks: int, interpreters
         stack.nodes.append(start_process(server.url, TIMERS))
     for node in stack.nodes:
         await wait_healthy(node)
-    drill = Drill(server, stack, connect(server.url))
+    # The drill's own reads (whole streams, every call's state) may be slow on a busy machine:
+    # a generous timeout, so a check is never lost to a slow reply.
+    drill = Drill(server, stack, connect(server.url, timeout_s=60.0))
     await drill.start_load(kiosks, interpreters)
     return drill, server, stack
