@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+# The language code of the daily automatic test call (PROTOCOL.md section 14): its calls are
+# never rated nor recorded.
+TEST_LANGUAGE = "test"
+
 
 @dataclass(frozen=True, slots=True)
 class Language:
