@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from signaling.recorder import LOOKBACK
 from signaling.records import day_score
 from tsunagu.redis_keys import Keys
 from tsunagu.store import RedisClient
@@ -36,10 +37,27 @@ def cutoffs(now_ms: int, *, events_days: int, record_days: int) -> Cutoffs:
                    records_before_day=oldest_day.isoformat())
 
 
+def _ms(event_id: str) -> int:
+    return int(event_id.partition("-")[0])
+
+
+def events_floor(limits: Cutoffs, records_upto: str | None) -> str | None:
+    """The MINID to trim the events to: their age limit, but never past what the record
+    writers still need (the events after the records cursor, and a lookback before it for
+    the starts of the calls that end after it). None (trim nothing by age) while no record
+    has been written: a deployment upgraded to records keeps its events until they are."""
+    if records_upto is None:
+        return None
+    needed = _ms(records_upto) - int(LOOKBACK.total_seconds() * 1000)
+    return limits.events_min_id if _ms(limits.events_min_id) <= needed else f"{needed}-0"
+
+
 async def apply(redis: RedisClient, keys: Keys, limits: Cutoffs) -> tuple[int, int]:
     """Trim the events and delete old record days; (events trimmed, record days deleted)."""
+    floor = events_floor(limits, await redis.get(keys.records_upto))
     # Exact, not '~': the stream is trimmed once a minute, and an exact MINID is cheap there.
-    trimmed: int = await redis.xtrim(keys.events, minid=limits.events_min_id, approximate=False)
+    trimmed: int = 0 if floor is None else await redis.xtrim(keys.events, minid=floor,
+                                                             approximate=False)
     old = await redis.zrangebyscore(keys.record_days, "-inf",
                                     f"({day_score(limits.records_before_day)}")
     if old:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from signaling import retention
 from signaling.node import Node
@@ -28,7 +29,6 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 
 
 HEARTBEAT_S = 1.0
-RETENTION_EVERY_S = 60.0
 SWEEP_BUDGET_S = 0.5
 
 
@@ -40,7 +40,7 @@ class Sweeper:
         self.keys = node.settings.keys
         self._renew = node.redis.register_script(_RENEW)
         self._last_liveness = 0.0
-        self._last_retention = -RETENTION_EVERY_S
+        self._last_retention = -math.inf
 
     async def run(self) -> None:
         interval = self.node.settings.sweep_interval_s
@@ -54,7 +54,7 @@ class Sweeper:
                     if liveness_due:
                         await self.sweep_dead_nodes()
                         await self.sweep_dead_relays()
-                    if loop.time() - self._last_retention > RETENTION_EVERY_S:
+                    if loop.time() - self._last_retention > self.node.settings.retention_every_s:
                         self._last_retention = loop.time()
                         await self.sweep_retention()
                 if liveness_due:

@@ -132,6 +132,7 @@ class SignalingSettings:
     events_max_entries: int = 1_000_000  # TSUNAGU_EVENTS_MAX_ENTRIES: a safety cap only
     record_retention_days: int = 1826  # TSUNAGU_RECORD_RETENTION_DAYS: finished-call records
     rating_window_s: float = 120.0  # call.rate is taken this long after the call ended
+    retention_every_s: float = 60.0  # how often the sweeping node applies the two above
     # The default is 2**17; TSUNAGU_SCRYPT_N lowers it for test suites only.
     scrypt_n: int = field(default_factory=lambda: int(os.environ.get("TSUNAGU_SCRYPT_N") or 2**17))
 

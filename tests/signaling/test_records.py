@@ -70,6 +70,16 @@ def test_retention_cutoffs() -> None:
     assert c.records_before_day == "2026-12-02"  # 1826 days (5 years, one Feb 29) before
 
 
+def test_events_are_never_trimmed_past_what_the_records_need() -> None:
+    day = 86_400_000
+    now = 100 * day
+    limits = retention.cutoffs(now, events_days=35, record_days=1826)
+    assert retention.events_floor(limits, None) is None
+    assert retention.events_floor(limits, f"{now - day}-3") == f"{now - 35 * day}-0"
+    # The writers are 40 days behind: keep from two days before their cursor.
+    assert retention.events_floor(limits, f"{now - 40 * day}-0") == f"{now - 42 * day}-0"
+
+
 def _record(call_id: str, ended: datetime, **kw: object) -> CallRecord:
     end = int(ended.timestamp() * 1000) + 437  # not on a whole second, as calls are
     record = CallRecord(call_id, language="jsl", ward="北区", counter="3", kiosk="k1",
@@ -217,8 +227,10 @@ async def test_records_outlive_the_events_and_old_days_go(redis: aioredis.Redis)
     await redis.xadd(K.events, {"ev": "presence"}, id=f"{old_ms}-0")
     await redis.xadd(K.events, {"ev": "presence"}, id="*")
     limits = retention.cutoffs(int(now.timestamp() * 1000), events_days=35, record_days=1826)
-    trimmed, days = await retention.apply(redis, K, limits)
-    assert trimmed == 1 and days == 1 and await redis.xlen(K.events) == 1
+    # Nothing recorded yet (an upgraded deployment): the events stay until they are.
+    assert await retention.apply(redis, K, limits) == (0, 1) and await redis.xlen(K.events) == 2
+    await redis.set(K.records_upto, (await redis.xrevrange(K.events, count=1))[0][0])
+    assert await retention.apply(redis, K, limits) == (1, 0) and await redis.xlen(K.events) == 1
     text = await calls_csv(redis, K, first=date(2026, 9, 1), last=date(2026, 9, 1), tz=TZ,
                            catalogue=CATALOGUE)
     assert [r[0] for r in csv.reader(io.StringIO(text))][1:] == ["c_old"]

@@ -162,3 +162,39 @@ async def test_export_delete_import_export_is_exact(redis_server: RedisServer,
     worse = await asyncio.to_thread(_admin, redis_server.url, "export-records", "--from", day,
                                     "--to", "2020-01-01")
     assert worse.returncode == 1 and worse.stderr.count(b"\n") == 1
+
+
+async def test_a_node_trims_events_by_age_and_keeps_their_records(
+        redis_server: RedisServer, redis: aioredis.Redis) -> None:
+    """Records older than the events' age limit stay in the CSV once the node's sweeper has
+    trimmed those events; record days past their own limit go."""
+    old_day = datetime(2026, 9, 1, 12, 0, tzinfo=TZ)
+    old_ms = int(old_day.timestamp() * 1000)
+    # A call of that day, as the events told it then (before any record was written).
+    for seq, (ev, extra) in enumerate((
+            ("enqueued", {"lang": "vi", "kiosk": "k1", "ward": "北区", "counter": "2",
+                          "prio": "normal", "proc": "転入届"}),
+            ("answered", {"interp": "bob"}),
+            ("ended", {"outcome": "answered", "reason": "hangup", "from": "connected"}))):
+        await redis.xadd(K.events, {"ev": ev, "call": "c_sept", "at": str(old_ms + seq * 60_000),
+                                    **extra}, id=f"{old_ms + seq * 60_000}-0")
+    await redis.xadd(K.events, {"ev": "presence", "interp": "bob", "from": "away",
+                                "to": "available"})  # today: the writers pass it
+    await redis.zadd(K.record_days, {"2019-01-01": 1546300800})
+    await redis.hset(K.records("2019-01-01"), "c_ancient", "{}")
+    async with running(make_settings(redis_server, retention_every_s=0.2)) as stack:
+        # The node backfills the September call's record, then its sweeper trims by age.
+        for _ in range(100):
+            if await redis.xlen(K.events) == 1 and await redis.zscore(
+                    K.record_days, "2019-01-01") is None:
+                break
+            await asyncio.sleep(0.05)
+        assert await redis.xlen(K.events) == 1  # today's event is young enough
+        assert not await redis.exists(K.records("2019-01-01"))
+        token = await stack.add_staff("sue", "supervisor")
+        async with aiohttp.ClientSession() as http, http.get(
+                stack.nodes[0].base_url + "/api/calls.csv?from=2026-09-01&to=2026-09-01",
+                headers={"Authorization": "Bearer " + token}) as r:
+            table = list(csv.DictReader(io.StringIO(await r.text())))
+    assert [(row["call_id"], row["language"], row["procedure"], row["talk_s"])
+            for row in table] == [("c_sept", "vi", "転入届", "60.0")]
