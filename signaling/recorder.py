@@ -11,6 +11,7 @@ default). A rating that came before its record (``rate.lua`` left it pending) is
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 # start (a call waits 30 minutes at most, and few talk for a day).
 LOOKBACK = timedelta(days=2)
 PAGE = 5000
+# With no end in a batch the cursor moves at most this often: a cursor a little behind only
+# makes a starting node fold a few more events, and a busy node saves a script per batch.
+ADVANCE_EVERY_S = 5.0
 Entries = Sequence[tuple[str, Mapping[str, str]]]
 
 # KEYS[1] = records_upto, ARGV[1] = an event id: the cursor only moves forward.
@@ -90,10 +94,12 @@ class Recorder:
         self.modality = {lang.code: lang.modality for lang in catalogue}
         self._advance = redis.register_script(_ADVANCE)
         self._merge = redis.register_script(_MERGE_RATINGS)
+        self._advanced_at = -ADVANCE_EVERY_S
 
-    async def record(self, ledger: Ledger, entries: Entries) -> int:
+    async def record(self, ledger: Ledger, entries: Entries, *, force: bool = False) -> int:
         """Write the records of the calls that end in ``entries`` (already folded into
-        ``ledger``), then move the cursor past them; how many records were new."""
+        ``ledger``), then move the cursor past them (when they held an end, or ``force``, or
+        a while after the last move); how many records were new."""
         if not entries:
             return 0
         found = (ledger.records.get(call_id) for call_id in ended_calls(entries))
@@ -103,7 +109,10 @@ class Recorder:
         added = await write_records(self.redis, self.keys, done) if done else 0
         if done:
             await self.merge_ratings(done)
-        await self._advance(keys=[self.keys.records_upto], args=[entries[-1][0]])
+        now = time.monotonic()
+        if done or force or now - self._advanced_at >= ADVANCE_EVERY_S:
+            await self._advance(keys=[self.keys.records_upto], args=[entries[-1][0]])
+            self._advanced_at = now
         return added
 
     async def merge_ratings(self, records: Sequence[CallRecord]) -> int:
@@ -133,7 +142,7 @@ class Recorder:
             if not batch:
                 break
             ledger.fold_all(batch)
-            added += await self.record(ledger, batch)
+            added += await self.record(ledger, batch, force=True)
             # Written or skipped for good: keep only the calls still open in memory.
             ledger.records = {k: r for k, r in ledger.records.items() if r.ended_ms is None}
             if len(batch) < PAGE:
