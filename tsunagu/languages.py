@@ -7,10 +7,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-# The language code of the daily automatic test call (PROTOCOL.md section 14): its calls are
-# never rated nor recorded.
-TEST_LANGUAGE = "test"
-
 
 @dataclass(frozen=True, slots=True)
 class Language:
@@ -23,6 +19,10 @@ class Language:
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
 
+
+# The kiosks' daily test call (PROTOCOL.md section 14): answered by the answering bot only, in
+# no catalogue, no person's language, and never counted in the statistics.
+TEST_LANGUAGE = "test"
 
 DEFAULT_CATALOGUE: tuple[Language, ...] = (
     Language("jsl", "日本手話", "Japanese Sign Language", "日本手話", "sign"),
