@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import AsyncIterator, Iterable
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from signaling.ledger import CallRecord
 from signaling.records import write_records
-from signaling.report import HEADER, calls_csv, uncell
+from signaling.report import HEADER, finished_calls, rows, to_csv, uncell
 from tsunagu.languages import Language
 from tsunagu.redis_keys import Keys
 from tsunagu.store import RedisClient
@@ -26,10 +26,34 @@ class BackupError(ValueError):
     """The CSV cannot be read back; the message says where."""
 
 
+# Exported a month at a time: five years of a busy city's records never sit in memory at once.
+CHUNK_DAYS = 31
+
+
+def chunks(first: date, last: date, days: int = CHUNK_DAYS) -> list[tuple[date, date]]:
+    """``first``..``last`` cut into consecutive ranges of at most ``days`` days."""
+    out, start = [], first
+    while start <= last:
+        end = min(last, start + timedelta(days=days - 1))
+        out.append((start, end))
+        start = end + timedelta(days=1)
+    return out
+
+
 async def export_records(redis: RedisClient, keys: Keys, *, first: date, last: date,
-                         tz: ZoneInfo, catalogue: dict[str, Language]) -> str:
-    """The CSV of the calls that ended on local dates ``first``..``last`` (inclusive)."""
-    return await calls_csv(redis, keys, first=first, last=last, tz=tz, catalogue=catalogue)
+                         tz: ZoneInfo, catalogue: dict[str, Language]
+                         ) -> AsyncIterator[tuple[bytes, int]]:
+    """The CSV of the calls that ended on local dates ``first``..``last`` (inclusive), in
+    pieces with their number of records: the header, then each month's rows. Rows sort by
+    their end, so the pieces joined are the CSV of the whole range (``calls_csv``) byte for
+    byte."""
+    header = to_csv([]).encode()
+    yield header, 0
+    for start, end in chunks(first, last):
+        records = await finished_calls(redis, keys, first=start, last=end, tz=tz)
+        table = rows(records, first=start, last=end, tz=tz, catalogue=catalogue)
+        if table:
+            yield to_csv(table).encode()[len(header):], len(table)
 
 
 def _ms(text: str) -> int | None:

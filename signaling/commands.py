@@ -219,18 +219,25 @@ async def _records_action(args: argparse.Namespace, settings: SignalingSettings,
         if args.last < args.first:
             raise CommandError("--to is before --from")
         catalogue = {lang.code: lang for lang in load_catalogue(settings.languages_file)}
-        body = (await backup.export_records(redis, keys, first=args.first, last=args.last,
-                                            tz=tz, catalogue=catalogue)).encode()
-        if args.out is None:
-            sys.stdout.buffer.write(body)
-            sys.stdout.buffer.flush()
-        else:
-            try:
-                await asyncio.to_thread(args.out.write_bytes, body)
-            except OSError as exc:
-                raise CommandError(f"cannot write {args.out}: {exc.strerror}") from None
-        rows = body.count(b"\r\n") - 1
-        return f"{rows} records exported"
+        try:
+            out = sys.stdout.buffer if args.out is None else await asyncio.to_thread(
+                args.out.open, "wb")
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.out}: {exc.strerror}") from None
+        exported = 0
+        try:
+            async for piece, count in backup.export_records(
+                    redis, keys, first=args.first, last=args.last, tz=tz, catalogue=catalogue):
+                await asyncio.to_thread(out.write, piece)
+                exported += count
+            await asyncio.to_thread(out.flush)
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.out or 'the output'}: {exc.strerror}"
+                               ) from None
+        finally:
+            if args.out is not None:
+                out.close()
+        return f"{exported} records exported"
     try:
         raw = await asyncio.to_thread(
             sys.stdin.buffer.read if args.file == "-" else Path(args.file).read_bytes)

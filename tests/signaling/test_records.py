@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling import retention
-from signaling.backup import BackupError, parse_csv
+from signaling.backup import BackupError, chunks, export_records, parse_csv
 from signaling.ledger import CallRecord, Ledger
 from signaling.recorder import Recorder
 from signaling.records import from_json, load_records, utc_day, write_records
@@ -114,6 +114,25 @@ def test_csv_columns_and_reading_back() -> None:
     assert again == text
     with pytest.raises(BackupError):
         parse_csv("call_id,ward\r\nx,y\r\n")
+
+
+async def test_export_in_monthly_pieces_is_the_csv_of_the_whole_range(
+        redis: aioredis.Redis) -> None:
+    days = [datetime(2026, m, d, h, 59, 59, tzinfo=TZ) for m, d, h in (
+        (1, 1, 0), (1, 31, 23), (2, 1, 0), (2, 28, 12), (3, 15, 9), (4, 30, 23))]
+    await write_records(redis, K, [_record(f"c_{n}", day, procedure="line one\nline two")
+                                   for n, day in enumerate(days)])
+    await write_records(redis, K, [_record("c_same_second", days[3])])
+    whole = await calls_csv(redis, K, first=date(2026, 1, 1), last=date(2026, 4, 30), tz=TZ,
+                            catalogue=CATALOGUE)
+    pieces = [p async for p in export_records(redis, K, first=date(2026, 1, 1),
+                                              last=date(2026, 4, 30), tz=TZ,
+                                              catalogue=CATALOGUE)]
+    assert len(pieces) == 1 + 4 and sum(n for _, n in pieces) == 7
+    assert b"".join(p for p, _ in pieces).decode() == whole
+    assert len(chunks(date(2026, 1, 1), date(2026, 4, 30))) == 4
+    assert chunks(date(2026, 1, 1), date(2026, 4, 30))[1] == (date(2026, 2, 1),
+                                                              date(2026, 3, 3))
 
 
 # -- the rating script, against real Redis --------------------------------------------------------
