@@ -387,4 +387,4 @@ def run_admin(argv: list[str]) -> int:
 
 UP = Command("the whole service on this machine (Redis, signaling, a relay, the pages)", run_up)
 SIGNALING = Command("one signaling node", run_signaling)
-ADMIN = Command("accounts and kiosk devices", run_admin)
+ADMIN = Command("accounts, kiosk devices and call records", run_admin)

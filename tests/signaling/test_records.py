@@ -187,6 +187,29 @@ async def test_rate_after_the_record_sets_it_in_place(router: Router, redis: aio
     assert await redis.get(K.rating_pending(cid)) is None
 
 
+async def test_rate_finds_the_record_of_any_utc_day(router: Router, redis: aioredis.Redis
+                                                     ) -> None:
+    """rate.lua computes the UTC day of the end itself: it must name the same hash as
+    records.utc_day, across month, year and leap-day edges."""
+    edges = [datetime(2024, 2, 29, 23, 59, 59, 999_000, tzinfo=UTC),
+             datetime(2024, 3, 1, 0, 0, tzinfo=UTC), datetime(2000, 2, 29, 12, 0, tzinfo=UTC),
+             datetime(2100, 3, 1, 0, 0, 0, 1000, tzinfo=UTC),
+             datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC),
+             datetime(1999, 12, 31, 15, 0, tzinfo=UTC)]
+    for n, when in enumerate(edges):
+        cid = f"c_edge{n}"
+        record = _record(cid, when, kiosk="k1")
+        record.ended_ms = ended = int(when.timestamp() * 1000)
+        await redis.hset(K.call(cid), mapping={"kiosk": "k1", "state": "ended", "ended_ms": ended,
+                                               "outcome": "answered", "language": "jsl"})
+        await write_records(redis, K, [record])
+        day = utc_day(ended)
+        assert day == when.date().isoformat()
+        assert (await router.rate("k1", cid, 1 + n % 5, op=op(), now=ended + 1000)).ok
+        assert from_json(await redis.hget(K.records(day), cid)).rating == 1 + n % 5, when
+    assert await redis.keys(K.rating_pending("*")) == []
+
+
 async def test_rate_refusals(router: Router, redis: aioredis.Redis) -> None:
     cid = await _finished_call(router, "k1", now=T0)
     ended = T0 + 60_000
