@@ -216,6 +216,9 @@ class Display:
                 self.on_input(action)
 
 
+RATING_KEYS = {**{f"key:{n}": f"rate:{n}" for n in range(1, 6)}, "key:s": "skip-rating"}
+
+
 class WindowedKiosk:
     """Glue between the session (asyncio) and the display thread."""
 
@@ -239,6 +242,7 @@ class WindowedKiosk:
             none_available=s.none_available, message=s.message,
             advice=(() if s.state is ScreenState.IN_CALL else self.advice) + self.audio_notices(),
             peer_name=peer, chat=tuple(s.chat), chat_draft=self.draft,
+            rating=s.rating_call is not None,
         )
 
     async def check_camera_forever(self) -> None:
@@ -259,7 +263,13 @@ class WindowedKiosk:
         s = self.session
         if action == "quit":
             return False
-        if action.startswith("language:"):
+        if s.rating_call is not None and action in RATING_KEYS:
+            action = RATING_KEYS[action]  # keys 1-5 rate, s skips, while the faces are up
+        if action.startswith("rate:"):
+            await s.rate(int(action[5:]))
+        elif action == "skip-rating":
+            s.home()
+        elif action.startswith("language:"):
             await s.request_call(action.split(":", 1)[1])
         elif action == "cancel":
             await s.cancel()
@@ -280,6 +290,9 @@ class WindowedKiosk:
         """Serve taps and state changes until the staff quits."""
         while True:
             self.publish()
+            if self.session.rating_over(asyncio.get_running_loop().time()):
+                self.session.home()  # nobody tapped a face: the next resident's screen
+                continue
             try:
                 action = await asyncio.wait_for(self.actions.get(), timeout=0.25)
             except TimeoutError:

@@ -69,6 +69,7 @@ class View:
     remote: Canvas | None = field(default=None, repr=False)
     self_view: Canvas | None = field(default=None, repr=False)
     call_s: float = 0.0
+    rating: bool = False  # after a real answered call: five faces and skip
 
 
 def hit(buttons: list[Button], x: int, y: int) -> str | None:
@@ -210,6 +211,42 @@ def _notice(canvas: Canvas, tf: Typeface, view: View, action: str,
     return [_button(canvas, tf, action, rect, label)]
 
 
+# The faces' colours (BGR), very unhappy (1) to very happy (5), and their mouths' bend.
+FACE_COLORS: tuple[Color, ...] = ((30, 38, 179), (0, 94, 194), (0, 107, 107), (35, 125, 59),
+                                  (58, 110, 27))
+RATING_QUESTION = ("通訳はいかがでしたか", "How was the interpreting?")
+
+
+def _face(canvas: Canvas, score: int, rect: tuple[int, int, int, int]) -> Button:
+    x, y, w, h = rect
+    color = FACE_COLORS[score - 1]
+    cv2.rectangle(canvas, (x, y), (x + w, y + h), (250, 250, 250), -1)
+    cx, cy, r = x + w // 2, y + h // 2, min(w, h) * 2 // 5
+    thick = max(2, r // 10)
+    cv2.circle(canvas, (cx, cy), r, color, thick, cv2.LINE_AA)
+    for ex in (cx - r // 3, cx + r // 3):
+        cv2.circle(canvas, (ex, cy - r // 4), max(2, r // 12), color, -1, cv2.LINE_AA)
+    bend = (score - 3) * r // 6  # a frown for 1-2, flat for 3, a smile for 4-5
+    mouth = np.array([(cx + int(t * r / 2), cy + r // 3 + int(bend * (1 - t * t)))
+                      for t in np.linspace(-1.0, 1.0, 9)], dtype=np.int32)
+    cv2.polylines(canvas, [mouth], False, color, thick, cv2.LINE_AA)
+    return Button(f"rate:{score}", rect)
+
+
+def _rating(canvas: Canvas, tf: Typeface, view: View) -> list[Button]:
+    height, width = canvas.shape[:2]
+    if view.message:
+        _lines(canvas, tf, [view.message], (60, height // 14), height // 18)
+    _lines(canvas, tf, [RATING_QUESTION], (60, height // 3), height // 18)
+    size = min((width - 120 - 4 * 24) // 5, height // 4)
+    left = (width - (5 * size + 4 * 24)) // 2
+    buttons = [_face(canvas, n, (left + (n - 1) * (size + 24), height // 2, size, size))
+               for n in range(1, 6)]
+    rect = (width // 2 - width // 6, height // 2 + size + 30, width // 3, height // 9)
+    buttons.append(_button(canvas, tf, "skip-rating", rect, ("答えない", "Skip")))
+    return buttons
+
+
 def render(view: View, tf: Typeface, size: tuple[int, int] = (1280, 720)) -> tuple[Canvas,
                                                                                  list[Button]]:
     """Draw ``view`` on a fresh canvas of ``size`` (width, height); return it and its buttons."""
@@ -223,6 +260,8 @@ def render(view: View, tf: Typeface, size: tuple[int, int] = (1280, 720)) -> tup
             buttons = _waiting(canvas, tf, view)
         case ScreenState.IN_CALL:
             buttons = _in_call(canvas, tf, view)
+        case ScreenState.ENDED if view.rating:
+            buttons = _rating(canvas, tf, view)
         case ScreenState.ENDED:
             buttons = _notice(canvas, tf, view, "home", ("はじめに戻る", "Back to start"))
         case ScreenState.ERROR:

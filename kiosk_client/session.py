@@ -52,6 +52,17 @@ END_MESSAGES: dict[str, tuple[str, str]] = {
 CLOSED = ("サーバーに接続できません。職員にお知らせください。",
           "Cannot reach the service. Please tell the staff.")
 
+# The one-tap rating after a real answered call (PROTOCOL.md section 15): up this long.
+RATING_S = 20.0
+TEST_LANGUAGE = "test"  # the daily automatic test call: never rated
+
+
+def rating_offered(was_in_call: bool, reason: str | None, language: str | None) -> bool:
+    """Whether the resident is asked to rate the call that just ended: only a real call that
+    was answered (the kiosk was in it), never a cancelled or unanswered one, nor a test."""
+    return was_in_call and reason not in ("cancelled", "transferred") \
+        and language != TEST_LANGUAGE
+
 
 def end_message(reason: str | None) -> tuple[str, str]:
     """What to tell the resident when a call ends for ``reason``."""
@@ -95,6 +106,9 @@ class KioskSession:
         self._tracks: list[MediaStreamTrack] = []
         self._early: list[Message] = []
         self._adopt = False
+        self.rating_s = RATING_S
+        self.rating_call: str | None = None  # the call the faces rate while they are up
+        self.rating_until = 0.0  # loop time when the faces go
 
     def _set_state(self, state: ScreenState) -> None:
         if state is not self.state:
@@ -187,8 +201,22 @@ class KioskSession:
     async def _ended(self, reason: str | None) -> None:
         self.end_reason = reason
         self.message = end_message(reason)
+        if rating_offered(self.state is ScreenState.IN_CALL, reason, self.language):
+            self.rating_call = self.call_id
+            self.rating_until = asyncio.get_running_loop().time() + self.rating_s
         await self._stop_media()
         self._set_state(ScreenState.ENDED)
+
+    async def rate(self, score: int) -> None:
+        """The resident tapped a face: send the score (only the score), then home."""
+        call_id = self.rating_call
+        self.home()
+        if call_id is not None:
+            await self.client.request("call.rate", call_id=call_id, score=score)
+
+    def rating_over(self, now: float) -> bool:
+        """Whether the faces are up past their time (then the caller goes home)."""
+        return self.rating_call is not None and now >= self.rating_until
 
     async def _stop_media(self) -> None:
         if self._leg_task is not None:
@@ -234,6 +262,7 @@ class KioskSession:
         self.call_id, self.position, self.estimated_wait_s = None, None, None
         self.wait_range_s, self.none_available = None, False
         self.message = None
+        self.rating_call = None
         self._set_state(ScreenState.HOME)
 
     async def wait_for(self, *states: ScreenState, within_s: float) -> ScreenState:

@@ -12,11 +12,13 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from signaling import lan_cert
+from signaling import backup, lan_cert
 from signaling.accounts import STAFF_ROLES, AccountError, Accounts
 from signaling.listener import listen
 from signaling.media import RelayPool
@@ -146,7 +148,8 @@ def run_signaling(argv: list[str]) -> int:
 
 
 def _admin_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tsunagu admin", description="accounts and kiosk devices")
+    p = argparse.ArgumentParser(prog="tsunagu admin",
+                                description="accounts, kiosk devices and call records")
     sub = p.add_subparsers(dest="action", required=True)
 
     def action(name: str, what: str) -> argparse.ArgumentParser:
@@ -183,6 +186,13 @@ def _admin_parser() -> argparse.ArgumentParser:
             "--json", action="store_true", help="one JSON array on standard output")
     action("end-call", "end a live or queued call (reason ended_by_admin)").add_argument(
         "call_id")
+    a = action("export-records", "finished-call records as CSV, by ended date (backup)")
+    a.add_argument("--from", dest="first", required=True, type=_day, metavar="YYYY-MM-DD")
+    a.add_argument("--to", dest="last", required=True, type=_day, metavar="YYYY-MM-DD",
+                   help="inclusive; dates in the deployment's time zone")
+    a.add_argument("--out", type=Path, help="write here (default: standard output)")
+    action("import-records", "read an export-records CSV back; call ids present are "
+           "skipped").add_argument("file", help="the CSV, or - for standard input")
     a = action("make-lan-cert", "a local CA and a server certificate for a LAN trial without "
                "a proxy (tablets allow the camera only over HTTPS)")
     a.add_argument("--host", nargs="+", required=True, metavar="NAME-OR-ADDRESS",
@@ -192,6 +202,52 @@ def _admin_parser() -> argparse.ArgumentParser:
                    "(default ./var/tls)")
     a.add_argument("--port", type=int, default=8080, help="the port `tsunagu up` serves on")
     return p
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+async def _records_action(args: argparse.Namespace, settings: SignalingSettings,
+                          redis: store.RedisClient) -> str:
+    """``export-records`` or ``import-records``; the line for standard error."""
+    tz, keys = ZoneInfo(settings.timezone), settings.keys
+    if args.action == "export-records":
+        if args.last < args.first:
+            raise CommandError("--to is before --from")
+        catalogue = {lang.code: lang for lang in load_catalogue(settings.languages_file)}
+        try:
+            out = sys.stdout.buffer if args.out is None else await asyncio.to_thread(
+                args.out.open, "wb")
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.out}: {exc.strerror}") from None
+        exported = 0
+        try:
+            async for piece, count in backup.export_records(
+                    redis, keys, first=args.first, last=args.last, tz=tz, catalogue=catalogue):
+                await asyncio.to_thread(out.write, piece)
+                exported += count
+            await asyncio.to_thread(out.flush)
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.out or 'the output'}: {exc.strerror}"
+                               ) from None
+        finally:
+            if args.out is not None:
+                out.close()
+        return f"{exported} records exported"
+    try:
+        raw = await asyncio.to_thread(
+            sys.stdin.buffer.read if args.file == "-" else Path(args.file).read_bytes)
+        records = backup.parse_csv(raw.decode("utf-8"))
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    except (UnicodeDecodeError, backup.BackupError) as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    added, skipped = await backup.import_records(redis, keys, records)
+    return f"{added} records imported, {skipped} already present"
 
 
 def _codes(raw: str | None) -> list[str] | None:
@@ -246,6 +302,8 @@ async def _admin_action(args: argparse.Namespace, settings: SignalingSettings,
     accounts = Accounts(redis, settings)
     codes = {lang.code for lang in load_catalogue(settings.languages_file)}
     act, who = args.action, getattr(args, "username", "")
+    if act in ("export-records", "import-records"):
+        return await _records_action(args, settings, redis)
     if act == "add-user":
         password = _read_password()
         await accounts.add_user(who, role=args.role, password=password, name=args.name,
@@ -329,4 +387,4 @@ def run_admin(argv: list[str]) -> int:
 
 UP = Command("the whole service on this machine (Redis, signaling, a relay, the pages)", run_up)
 SIGNALING = Command("one signaling node", run_signaling)
-ADMIN = Command("accounts and kiosk devices", run_admin)
+ADMIN = Command("accounts, kiosk devices and call records", run_admin)

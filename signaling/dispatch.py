@@ -17,6 +17,7 @@ from tsunagu.protocol import (
     CallCancel,
     CallDecline,
     CallHangup,
+    CallRate,
     CallRequest,
     CallTransfer,
     ChatSend,
@@ -88,6 +89,8 @@ async def handle(conn: Connection, message: Message) -> None:
             await _transfer(conn, message)
         case CallHangup():
             await _hangup(conn, message)
+        case CallRate():
+            await _rate(conn, message)
         case MediaOffer():
             conn.background(_media_offer(conn, message), message.rid)
         case ChatSend():
@@ -187,6 +190,16 @@ async def _hangup(conn: Connection, m: CallHangup) -> None:
     conn.send(Ack(rid=m.rid))
     await _then_self(conn, out)
     _close_on_relay(conn, m.call_id, out.get("relay"))
+
+
+async def _rate(conn: Connection, m: CallRate) -> None:
+    p = conn.principal
+    assert p is not None
+    out = await _run(conn, "rate", conn.router.rate(p.id, m.call_id, m.score, op=new_op_id()))
+    if out.err == "not_found":
+        raise ProtocolError(ErrorCode.NOT_FOUND, "no finished, answered call of yours", m.rid)
+    _check(out, m.rid, "the call was rated already, or ended over 120 s ago")
+    conn.send(Ack(rid=m.rid))
 
 
 def _close_on_relay(conn: Connection, call_id: str, relay_id: str | None) -> None:

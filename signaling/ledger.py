@@ -105,6 +105,7 @@ def _id_tuple(event_id: str) -> tuple[int, int]:
 def _enqueued(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:
     rec.language, rec.ward, rec.counter = f.get("lang", ""), f.get("ward", ""), f.get("counter", "")
     rec.kiosk, rec.enqueued_ms = f.get("kiosk", ""), at
+    rec.priority, rec.procedure = f.get("prio", ""), f.get("proc", "")
 
 
 def _offered(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:
@@ -128,6 +129,7 @@ def _close_segment(rec: CallRecord, at: int) -> None:
 
 def _transferred(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:
     _close_segment(rec, at)
+    rec.transferred_to = f.get("to", "")
 
 
 def _ended(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:

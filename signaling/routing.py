@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tsunagu.languages import TEST_LANGUAGE
 from tsunagu.protocol import now_ms
 from tsunagu.redis_keys import PARTS
 from tsunagu.settings import SignalingSettings
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 SCRIPTS = (
     "enqueue", "accept", "decline", "offer_timeout", "cancel", "hangup", "transfer",
     "presence", "interp_connect", "interp_disconnect", "kiosk_connect", "kiosk_disconnect",
-    "grace", "wrapup_end", "max_wait", "media_state", "pick_relay",
+    "grace", "wrapup_end", "max_wait", "media_state", "pick_relay", "rate",
 )
 # Scripts that only read (no operation id, no changes, no messages).
 READS = ("places",)
@@ -106,6 +107,7 @@ class Router:
             "kiosk_grace_ms": int(s.kiosk_grace_s * 1000),
             "call_grace_ms": int(s.call_grace_s * 1000),
             "nointerp_ms": int(s.no_interpreter_wait_s * 1000),
+            "events_max": s.events_max_entries,
         })
 
     async def run(self, name: str, *args: Any, op: str = "", now: int | None = None,
@@ -198,6 +200,12 @@ class Router:
         resume (only if it is still that call's)."""
         await self._ended_seen(keys=[self.settings.keys.kiosk_missed_end(kiosk)],
                                args=[call_id])
+
+    async def rate(self, kiosk: str, call_id: str, score: int, **kw: Any) -> Outcome:
+        """The kiosk's score for its finished call (refused: ``not_found``, ``conflict``)."""
+        s = self.settings
+        return await self.run("rate", kiosk, call_id, score, int(s.rating_window_s * 1000),
+                              s.events_retention_days * 86_400, TEST_LANGUAGE, **kw)
 
     async def media_state(self, call_id: str, party: str, **kw: Any) -> Outcome:
         return await self.run("media_state", call_id, party, **kw)

@@ -1,7 +1,8 @@
 """Live statistics for supervisors and queue positions for waiting kiosks.
 
 Each node follows the events stream: that is both the change signal and the
-data folded into today's numbers (see ``ledger``). The live part of a
+data folded into today's numbers (see ``ledger``), and each finished call's
+record is written as its end is folded (see ``recorder``). The live part of a
 snapshot (queues, interpreters, calls) is read from the routing keys.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from signaling.ledger import Ledger, summarise
+from signaling.recorder import Recorder
 from signaling.report import day_start_ms
 from signaling.wait_estimate import WaitEstimate, answer_rate, estimate_wait, ring_allowance_s
 from tsunagu.languages import Language
@@ -119,6 +121,7 @@ class StatsService:
         self.catalogue = catalogue
         self.tz = ZoneInfo(settings.timezone)
         self.ledger = Ledger()
+        self.recorder = Recorder(redis, settings.keys, catalogue)
         self.subscribers: dict[int, Push] = {}
         # Pushed once per interval only, never per change: interpreters' consoles (`queue`),
         # many more than supervisors, need no faster view of the queues.
@@ -156,6 +159,7 @@ class StatsService:
         while True:
             batch = await self.redis.xrange(self.settings.keys.events, min=cursor, count=5000)
             self.ledger.fold_all(batch)
+            await self.recorder.record(self.ledger, batch)
             if len(batch) < 5000:
                 return
             cursor = "(" + batch[-1][0]
@@ -165,6 +169,8 @@ class StatsService:
         interval = self.settings.stats_interval_s
         while True:
             try:
+                # From the records cursor: the ends this node (or all, while none ran) missed.
+                await self.recorder.backfill()
                 await self.load_today()
                 await self._follow(interval)
             except REDIS_ERRORS as exc:
@@ -187,6 +193,7 @@ class StatsService:
             changed: list[tuple[str, str]] = []
             for _stream, entries in batches:
                 self.ledger.fold_all(entries)
+                await self.recorder.record(self.ledger, entries)
                 changed += [(f.get("ev", ""), f.get("call", "")) for _id, f in entries]
             if changed:
                 for hook in self.on_change:

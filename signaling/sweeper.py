@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
+from signaling import retention
 from signaling.node import Node
 from tsunagu.protocol import now_ms
 from tsunagu.store import REDIS_ERRORS, stop_if_cancelled
@@ -38,6 +40,7 @@ class Sweeper:
         self.keys = node.settings.keys
         self._renew = node.redis.register_script(_RENEW)
         self._last_liveness = 0.0
+        self._last_retention = -math.inf
 
     async def run(self) -> None:
         interval = self.node.settings.sweep_interval_s
@@ -51,6 +54,9 @@ class Sweeper:
                     if liveness_due:
                         await self.sweep_dead_nodes()
                         await self.sweep_dead_relays()
+                    if loop.time() - self._last_retention > self.node.settings.retention_every_s:
+                        self._last_retention = loop.time()
+                        await self.sweep_retention()
                 if liveness_due:
                     self._last_liveness = loop.time()
             except REDIS_ERRORS as exc:
@@ -99,6 +105,14 @@ class Sweeper:
             if len(members) < 200:
                 break
         return fired
+
+    async def sweep_retention(self, now: int | None = None) -> tuple[int, int]:
+        """Trim the events stream and delete record days by age (signaling/retention.py)."""
+        s = self.node.settings
+        limits = retention.cutoffs(now if now is not None else now_ms(),
+                                   events_days=s.events_retention_days,
+                                   record_days=s.record_retention_days)
+        return await retention.apply(self.node.redis, self.keys, limits)
 
     async def sweep_dead_nodes(self) -> None:
         """Clients of a node that stopped heartbeating are disconnected (grace starts)."""

@@ -20,6 +20,10 @@ class Language:
         return asdict(self)
 
 
+# The kiosks' daily test call (PROTOCOL.md section 14): answered by the answering bot only, in
+# no catalogue, no person's language, and never counted in the statistics.
+TEST_LANGUAGE = "test"
+
 DEFAULT_CATALOGUE: tuple[Language, ...] = (
     Language("jsl", "日本手話", "Japanese Sign Language", "日本手話", "sign"),
     Language("en", "English", "English", "英語", "spoken"),

@@ -134,10 +134,23 @@ class StatsUnsubscribe(Message):
     TYPE: ClassVar[str] = "stats.unsubscribe"
 
 
+@dataclass(frozen=True, slots=True)
+class CallRate(Message):
+    """The resident's one-tap rating of a finished call (PROTOCOL.md section 15)."""
+
+    TYPE: ClassVar[str] = "call.rate"
+    call_id: str
+    score: int
+
+    MIN_SCORE: ClassVar[int] = 1
+    MAX_SCORE: ClassVar[int] = 5
+
+
 MESSAGES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (Hello, CallRequest, CallCancel, PresenceSet, CallAccept, CallDecline,
-                CallTransfer, CallHangup, MediaOffer, ChatSend, StatsSubscribe, StatsUnsubscribe)
+                CallTransfer, CallHangup, MediaOffer, ChatSend, StatsSubscribe, StatsUnsubscribe,
+                CallRate)
 }
 
 # Which roles may send which message (hello is handled before a role exists).
@@ -153,6 +166,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "chat.send": frozenset({"kiosk", "interpreter"}),
     "stats.subscribe": frozenset({"supervisor", "admin"}),
     "stats.unsubscribe": frozenset({"supervisor", "admin"}),
+    "call.rate": frozenset({"kiosk"}),
 }
 
 _LIMITS = {"text": MAX_CHAT, "sdp": MAX_SDP, "procedure": 200, "language": 32, "call_id": 64,
@@ -223,6 +237,8 @@ def _field(data: dict[str, Any], name: str, type_: str, has_default: bool, rid: 
         if has_default:
             return _ABSENT
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"missing field {name}", rid)
+    if type_ == "int":
+        return _int_field(value, name, rid)
     enum: type[StrEnum] | None = {"Priority": Priority, "PresenceStatus": PresenceStatus}.get(
         type_.split(" ")[0])
     if not isinstance(value, str):
@@ -235,6 +251,19 @@ def _field(data: dict[str, Any], name: str, type_: str, has_default: bool, rid: 
     limit = _LIMITS.get(name, 256)
     if len(value) > limit or (name not in ("text", "sdp") and not value and not has_default):
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} is empty or too long", rid)
+    return value
+
+
+# Integer fields and their allowed range.
+_INT_RANGES = {"score": (CallRate.MIN_SCORE, CallRate.MAX_SCORE)}
+
+
+def _int_field(value: Any, name: str, rid: str | None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} must be an integer", rid)
+    low, high = _INT_RANGES.get(name, (0, 2**31))
+    if not low <= value <= high:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} must be {low} to {high}", rid)
     return value
 
 

@@ -54,6 +54,8 @@ PARTS: dict[str, str] = {
     "kiosk_test": "ktest",
     "records": "records",
     "record_days": "record_days",
+    "records_upto": "records_upto",
+    "rating_pending": "rpending",
 }
 
 
@@ -136,7 +138,9 @@ class Keys:
 
     @property
     def events(self) -> str:
-        """STREAM of every routing transition (MAXLEN ~ 1,000,000)."""
+        """STREAM of every routing transition: trimmed by age (``TSUNAGU_EVENTS_RETENTION_DAYS``,
+        default 35) with a count cap as a safety (``TSUNAGU_EVENTS_MAX_ENTRIES``, default
+        MAXLEN ~ 1,000,000)."""
         return self._key("events")
 
     # -- sessions and nodes --------------------------------------------------
@@ -267,3 +271,15 @@ class Keys:
         """ZSET of the days (YYYY-MM-DD, UTC) that have a records hash -> that day's UTC
         midnight in epoch seconds; retention deletes the oldest."""
         return self._key("record_days")
+
+    @property
+    def records_upto(self) -> str:
+        """STRING: the id of the latest event up to which every finished call has its record
+        (advanced monotonically by the nodes' record writers; a starting node backfills from
+        it). No TTL."""
+        return self._key("records_upto")
+
+    def rating_pending(self, call_id: str) -> str:
+        """STRING: a ``call.rate`` score that came before its call's record was written; the
+        record writer merges it. TTL: the events' retention."""
+        return self._key("rating_pending", call_id)

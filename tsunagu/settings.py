@@ -127,6 +127,12 @@ class SignalingSettings:
     login_backoff_max_s: float = 900.0
     preauth_per_address: int = 20
     header_timeout_s: float = 10.0
+    # what is kept (PROTOCOL.md section 15, docs/records.md)
+    events_retention_days: int = 35  # TSUNAGU_EVENTS_RETENTION_DAYS: the events stream, by age
+    events_max_entries: int = 1_000_000  # TSUNAGU_EVENTS_MAX_ENTRIES: a safety cap only
+    record_retention_days: int = 1826  # TSUNAGU_RECORD_RETENTION_DAYS: finished-call records
+    rating_window_s: float = 120.0  # call.rate is taken this long after the call ended
+    retention_every_s: float = 60.0  # how often the sweeping node applies the two above
     # The default is 2**17; TSUNAGU_SCRYPT_N lowers it for test suites only.
     scrypt_n: int = field(default_factory=lambda: int(os.environ.get("TSUNAGU_SCRYPT_N") or 2**17))
 
@@ -137,6 +143,8 @@ class SignalingSettings:
         if not 0 < self.kiosk_token_ttl_s <= tokens.KIOSK_MAX_LIFETIME_S:
             raise ConfigError("TSUNAGU_KIOSK_TOKEN_TTL_S must be 1 to "
                               f"{tokens.KIOSK_MAX_LIFETIME_S} s")
+        check_retention(self.events_retention_days, self.events_max_entries,
+                        self.record_retention_days)
 
     @classmethod
     def from_env(cls, *, data_dir: Path | None = None, create_secret: bool = False,
@@ -161,7 +169,10 @@ class SignalingSettings:
         for name, conv in _NUMERIC_ENV.items():
             raw = env.get("TSUNAGU_" + name.upper())
             if raw:
-                values[name] = conv(raw)
+                try:
+                    values[name] = conv(raw)
+                except ValueError:
+                    raise ConfigError(f"TSUNAGU_{name.upper()} must be a number") from None
         for var, name in _LIMIT_ENV.items():
             if env.get(var):
                 values[name] = int(env[var])
@@ -194,7 +205,27 @@ _NUMERIC_ENV: dict[str, Any] = {
     "preauth_per_address": int,
     "header_timeout_s": float,
     "scrypt_n": int,
+    "events_retention_days": int,
+    "events_max_entries": int,
+    "record_retention_days": int,
 }
+
+# A starting node rebuilds records from the events of the last few days (signaling/recorder.py):
+# the stream must keep at least that much.
+MIN_EVENTS_RETENTION_DAYS = 3
+MIN_EVENTS_MAX_ENTRIES = 10_000
+
+
+def check_retention(events_days: int, events_max: int, record_days: int) -> None:
+    """Refuse retention settings that would lose records or make the events useless."""
+    if events_days < MIN_EVENTS_RETENTION_DAYS:
+        raise ConfigError(f"TSUNAGU_EVENTS_RETENTION_DAYS must be at least "
+                          f"{MIN_EVENTS_RETENTION_DAYS} (records are rebuilt from the events)")
+    if events_max < MIN_EVENTS_MAX_ENTRIES:
+        raise ConfigError(f"TSUNAGU_EVENTS_MAX_ENTRIES must be at least {MIN_EVENTS_MAX_ENTRIES}")
+    if record_days < events_days:
+        raise ConfigError("TSUNAGU_RECORD_RETENTION_DAYS must be at least "
+                          "TSUNAGU_EVENTS_RETENTION_DAYS")
 
 # The contract's names for the per-principal limits (PROTOCOL.md section 13).
 _LIMIT_ENV = {"TSUNAGU_MESSAGES_PER_SECOND": "messages_per_s",

@@ -13,11 +13,14 @@ import { ChatPanel, applyText, formatDuration, makeText, setBilingual } from "/s
 import { phrase, tagFor } from "/static/kiosk/i18n/index.js";
 import { Cue } from "/static/kiosk/cue.js";
 import { pictogram } from "/static/kiosk/pictograms.js";
+import { RATING_MS, SCORES, ratingOffered } from "/static/kiosk/rating.js";
 
 const TOKEN_KEY = "tsunagu.kiosk.token";
 const ENDED_HOME_MS = 6000;
 const ERROR_HOME_MS = 20000;
 const RESYNC_MS = 5000;
+// Timers tests may shorten (window.tsunagu.timings); the defaults are the contract's.
+const timings = { ratingMs: RATING_MS };
 
 // Words shown before a language is chosen (Japanese with English): the home
 // screen, the tablet's own problems. Everything after the choice comes from
@@ -70,6 +73,8 @@ const ui = {
   mute: $("#btn-mute"),
   camera: $("#btn-camera"),
   endedReason: $("#ended-reason"),
+  rating: $("#rating"),
+  faces: $("#rating-faces"),
   announce: $("#announce"),
 };
 
@@ -103,6 +108,7 @@ const state = {
   tick: null,
   wasDown: false,
   statusKey: null, // [key, vars] of the status sentence, to redraw it
+  rating: null, // the call id the faces rate while they are up
 };
 
 // --- words -------------------------------------------------------------------
@@ -220,6 +226,7 @@ function renderLanguages(languages) {
 }
 
 function goHome() {
+  closeRating();
   stopMedia();
   state.call = null;
   state.chosen = null;
@@ -229,13 +236,52 @@ function goHome() {
   setState("home");
 }
 
-function showEnded(key) {
+/** The call is over: say why; offer the faces for `rateId` (a real answered call). */
+function showEnded(key, rateId = null) {
   stopMedia();
   setStatus("ended.title");
   say(ui.endedReason, key);
   setState("ended");
   announce("ended.title");
-  state.homeTimer = setTimeout(goHome, ENDED_HOME_MS);
+  if (rateId) openRating(rateId);
+  else state.homeTimer = setTimeout(goHome, ENDED_HOME_MS);
+}
+
+// --- rating --------------------------------------------------------------------
+
+function renderFaces() {
+  ui.faces.replaceChildren();
+  for (const score of SCORES) {
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "face";
+    btn.dataset.rating = String(score);
+    btn.setAttribute("aria-label", `${score} / ${SCORES.length}`);
+    btn.append(pictogram(`face${score}`));
+    btn.addEventListener("click", () => rate(score));
+    ui.faces.append(btn);
+  }
+}
+
+function openRating(callId) {
+  state.rating = callId;
+  ui.rating.hidden = false;
+  root.dataset.asking = "rating";
+  ui.faces.querySelector("button").focus({ preventScroll: true });
+  state.homeTimer = setTimeout(goHome, timings.ratingMs);
+}
+
+function closeRating() {
+  state.rating = null;
+  ui.rating.hidden = true;
+  delete root.dataset.asking;
+}
+
+/** One tap: the score goes to the server (a refusal changes nothing here), then home. */
+function rate(score) {
+  const callId = state.rating;
+  goHome();
+  if (callId) client.request("call.rate", { call_id: callId, score }).catch(() => {});
 }
 
 function showError(key) {
@@ -479,15 +525,16 @@ function onEnded(msg) {
     return;
   }
   const wasInCall = root.dataset.state === "in-call";
+  const rateId = ratingOffered({ wasInCall, call: state.call, reason }) ? state.call.id : null;
   state.call = null;
   if (wasInCall) cue.show("ended", phrase(state.chosen || "en", "ended.title"));
   if (reason === "cancelled" && !wasInCall) { goHome(); return; }
   if (reason === "no_interpreter") { showError("error.no_interpreter"); return; }
   if (!wasInCall && (reason === "timeout")) { showError("error.timeout"); return; }
   if (!wasInCall && reason !== "hangup") { showError("error.failed"); return; }
-  if (reason === "peer_lost") showEnded("ended.peer_lost");
-  else if (reason === "failed") showEnded("ended.failed");
-  else showEnded("ended.thanks");
+  if (reason === "peer_lost") showEnded("ended.peer_lost", rateId);
+  else if (reason === "failed") showEnded("ended.failed", rateId);
+  else showEnded("ended.thanks", rateId);
 }
 
 // --- connection ----------------------------------------------------------------
@@ -588,6 +635,7 @@ const chat = new ChatPanel({
 });
 applyChosen();
 openChat(false);
+renderFaces();
 
 client.on("status", onStatus);
 client.on("welcome", onWelcome);
@@ -635,6 +683,7 @@ $("[data-action=hangup]").addEventListener("click", async () => {
     await client.request("call.hangup", { call_id: call.id });
   } catch { /* call.ended or the resumed session settles it */ }
 });
+$("[data-action=skip-rating]").addEventListener("click", goHome);
 $("[data-action=reconnect]").addEventListener("click", () => {
   cue.unlock();
   setState("home");
@@ -657,7 +706,7 @@ document.addEventListener("pointerdown", () => cue.unlock(), { capture: true });
 state.tick = setInterval(renderElapsed, 1000);
 
 // For tests and kiosk management tools: the live objects, no secrets.
-window.tsunagu = { client, leg, state, cue };
+window.tsunagu = { client, leg, state, cue, timings };
 
 if (!storedToken()) showError("error.no_token");
 else client.start();

@@ -23,6 +23,12 @@ const SHAPES = {
   check: [["path", { d: "M4 12l5 5L20 6" }]],
   star: [["path", { d: "M12 3l2.8 5.8 6.2.9-4.5 4.4 1 6.2L12 17.4l-5.5 2.9 1-6.2L3 9.7l6.2-.9L12 3z" }]],
   wave: [["path", { d: "M7 11V5.5a1.5 1.5 0 0 1 3 0V11M10 10V4.5a1.5 1.5 0 0 1 3 0V10M13 10V5.5a1.5 1.5 0 0 1 3 0V12M16 11V8.5a1.5 1.5 0 0 1 3 0V14a7 7 0 0 1-7 7h-1a6 6 0 0 1-5-3l-2.5-4.5M3 5a4 4 0 0 1 2-3M20 3a4 4 0 0 1 2 3" }]],
+  // The rating faces, from very unhappy (1) to very happy (5).
+  face1: [["circle", { cx: 12, cy: 12, r: 9 }], ["path", { d: "M8.5 9.5l1.5 1M15.5 9.5l-1.5 1M8 17q4-4.5 8 0" }]],
+  face2: [["circle", { cx: 12, cy: 12, r: 9 }], ["path", { d: "M9 10v.5M15 10v.5M8.5 16.5q3.5-2.2 7 0" }]],
+  face3: [["circle", { cx: 12, cy: 12, r: 9 }], ["path", { d: "M9 10v.5M15 10v.5M8.5 15.5h7" }]],
+  face4: [["circle", { cx: 12, cy: 12, r: 9 }], ["path", { d: "M9 10v.5M15 10v.5M8.5 14.5q3.5 2.5 7 0" }]],
+  face5: [["circle", { cx: 12, cy: 12, r: 9 }], ["path", { d: "M8 10q1-1.5 2 0M14 10q1-1.5 2 0M7.5 13.5q4.5 5.5 9 0z" }]],
   building: [["path", { d: "M4 21V5l8-3 8 3v16M2 21h20M9 21v-5h6v5M8 8h2M14 8h2M8 12h2M14 12h2" }]],
 };
 

@@ -17,7 +17,7 @@ redis.call('SET', k(KEY.kiosk_call, kiosk), call_id)
 redis.call('DEL', k(KEY.kiosk_missed_end, kiosk))  -- a kiosk asking again is past its last call
 redis.call('SADD', k(KEY.live_calls), call_id)
 event('enqueued', {call = call_id, lang = lang, kiosk = kiosk, ward = ward, counter = counter,
-  prio = priority})
+  prio = priority, proc = procedure})  -- the procedure chosen on the kiosk: a code, never words
 if redis.call('SCARD', k(KEY.logged_in, lang)) == 0 then
   if nobody_wait <= 0 then
     end_call(call_id, 'failed', 'no_interpreter', nil)

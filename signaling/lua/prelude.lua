@@ -90,13 +90,18 @@ local function notify(client, msg)
   queued[#queued + 1] = msg
 end
 
+local EVENTS_MAX = nil
+
 local function event(ev, fields)
+  EVENTS_MAX = EVENTS_MAX or tonumber(hget(k(KEY.cfg), 'events_max') or 1000000)
   local args = {'ev', ev, 'at', tostring(NOW)}
   for name, value in pairs(fields) do
     args[#args + 1] = name
     args[#args + 1] = tostring(value)
   end
-  redis.call('XADD', k(KEY.events), 'MAXLEN', '~', 1000000, '*', unpack(args))
+  -- Trimmed by age by the sweeper (signaling/retention.py); this cap is only a safety
+  -- against a flood (TSUNAGU_EVENTS_MAX_ENTRIES, written to cfg by Router.configure).
+  redis.call('XADD', k(KEY.events), 'MAXLEN', '~', EVENTS_MAX, '*', unpack(args))
 end
 
 -- until_ms: when wrap-up ends (only for 'wrapup'), so consoles can count down.

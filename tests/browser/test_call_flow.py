@@ -116,6 +116,7 @@ def test_call_chat_hangup_from_kiosk_and_supervisor_counts(pages, shot) -> None:
     kiosk.wait_for_selector("html[data-state=ended]")
     expect(kiosk.locator("[data-role=status]")).to_contain_text("通話が終わりました")
     shot(kiosk, "kiosk-ended")
+    kiosk.click("[data-action=skip-rating]")  # the rating faces (tests/browser/test_rating.py)
     console.wait_for_selector("html[data-state=wrapup]")
     shot(console, "console-wrapup")
     # Wrap-up ends by itself (TSUNAGU_WRAPUP_S=3) and the kiosk goes home.

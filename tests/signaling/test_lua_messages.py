@@ -137,6 +137,7 @@ async def test_every_message_a_script_builds_parses(router: Router, redis: aiore
                     procedure=None, call_id="c5", op=op(), now=t + 1)
     await r.accept("alice", "c5", await offer_of(redis, "c5"), op=op(), now=t + 2)
     await r.hangup("interpreter", "alice", "c5", op=op(), now=t + 3)
+    assert (await r.rate("k1", "c5", 4, op=op(), now=t + 3)).ok  # rated: sends nothing
     await r.interp_disconnect("alice", node=NODE, now=t + 4)
     await rec.fire_due(t + 600_000)
     await r.cancel("k1", "c5", op=op(), now=t + 600_001)  # too late: not found or conflict
