@@ -54,6 +54,7 @@ PARTS: dict[str, str] = {
     "kiosk_test": "ktest",
     "records": "records",
     "record_days": "record_days",
+    "fleet_day": "fleet_day",
 }
 
 
@@ -267,3 +268,10 @@ class Keys:
         """ZSET of the days (YYYY-MM-DD, UTC) that have a records hash -> that day's UTC
         midnight in epoch seconds; retention deletes the oldest."""
         return self._key("record_days")
+
+    def fleet_day(self, day: str) -> str:
+        """HASH of one local day's (YYYY-MM-DD) kiosk rollup for the report: fields
+        ``<kiosk>|open_s`` (seconds of opening hours checked), ``<kiosk>|up_s`` (of those, seconds
+        the kiosk was connected), ``<kiosk>|tests`` and ``<kiosk>|passed`` (test calls), each
+        added with HINCRBY (signaling/fleet_rollup.py). Kept as long as the call records."""
+        return self._key("fleet_day", day)

@@ -110,6 +110,7 @@ class SignalingSettings:
     no_interpreter_wait_s: float = 0.0
     urgent_boost_s: float = 600.0
     service_level_s: float = 30.0
+    service_level_goal_pct: float = 80.0  # the report's staffing target (docs/report.md)
     stats_interval_s: float = 2.0
     sweep_interval_s: float = 0.2
     relay_dead_s: float = 10.0  # a relay whose heartbeat is this old is gone
@@ -137,6 +138,8 @@ class SignalingSettings:
         if not 0 < self.kiosk_token_ttl_s <= tokens.KIOSK_MAX_LIFETIME_S:
             raise ConfigError("TSUNAGU_KIOSK_TOKEN_TTL_S must be 1 to "
                               f"{tokens.KIOSK_MAX_LIFETIME_S} s")
+        if not 0 < self.service_level_goal_pct < 100:
+            raise ConfigError("TSUNAGU_SERVICE_LEVEL_GOAL_PCT must be above 0 and below 100")
 
     @classmethod
     def from_env(cls, *, data_dir: Path | None = None, create_secret: bool = False,
@@ -179,6 +182,7 @@ _NUMERIC_ENV: dict[str, Any] = {
     "no_interpreter_wait_s": float,
     "urgent_boost_s": float,
     "service_level_s": float,
+    "service_level_goal_pct": float,
     "heartbeat_s": float,
     "flood_disconnect_s": float,
     "stats_interval_s": float,
