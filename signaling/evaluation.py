@@ -221,6 +221,10 @@ def _compare(ward: str, calls: list[CallRecord], modalities: dict[str, str],
               f"{sign['service_level_pct']:.1f}% of the time, {abs(gap):.1f} points "
               f"{'below' if lower else 'above'} spoken-language calls "
               f"({spoken['service_level_pct']:.1f}%).")
+        if wait_gap is not None:
+            ja += f"平均待ち時間は手話{sign['asa_s']:.1f}秒、音声言語{spoken['asa_s']:.1f}秒。"
+            en += (f" Mean wait {sign['asa_s']:.1f} s for sign against "
+                   f"{spoken['asa_s']:.1f} s for spoken.")
     return EqualAccess(ward, sign, spoken, gap, wait_gap, ja, en)
 
 

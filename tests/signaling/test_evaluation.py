@@ -151,6 +151,9 @@ def test_equal_access_per_ward_and_the_gap_in_words(records: list[CallRecord],
             assert f"{abs(gap):.1f}ポイント" in row.sentence_ja
             side = "below" if gap > 0 else "above"
             assert f"{abs(gap):.1f} points {side}" in row.sentence_en
+            assert f"Mean wait {sign['asa_s']:.1f} s for sign against {spoken['asa_s']:.1f} s" \
+                in row.sentence_en
+            assert f"平均待ち時間は手話{sign['asa_s']:.1f}秒" in row.sentence_ja
         else:
             assert row.sentence_ja == row.sentence_en == ""
     # sign-language callers in 北区 wait four times as long: the gap must be called out there
