@@ -158,6 +158,8 @@ async def csv_handler(request: web.Request) -> web.Response:
 
 
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# PDFs printed at once by this node: each is a child process taking a core for seconds.
+PDF_SLOTS = web.AppKey("pdf_slots", asyncio.Semaphore)
 
 
 async def report_handler(request: web.Request) -> web.Response:
@@ -181,7 +183,8 @@ async def report_handler(request: web.Request) -> web.Response:
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             headers={"Content-Security-Policy": REPORT_CSP})
     try:
-        pdf = await pdf_of(html)
+        async with request.app[PDF_SLOTS]:
+            pdf = await pdf_of(html)
     except PdfError as exc:
         log.warning("report %s: %s", month.label, exc)
         raise web.HTTPServiceUnavailable(text="the PDF could not be printed") from None
@@ -222,6 +225,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/stats", stats_handler)
     app.router.add_get("/api/calls.csv", csv_handler)
     app.router.add_get("/api/report", report_handler)
+    app[PDF_SLOTS] = asyncio.Semaphore(1)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     token = app[NODE].settings.metrics_token

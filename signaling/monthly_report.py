@@ -55,9 +55,11 @@ async def pdf_of(html: str, timeout_s: float = PDF_TIMEOUT_S) -> bytes:
         async with asyncio.timeout(timeout_s):
             out, err = await proc.communicate(html.encode())
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
         raise PdfError(f"printing the PDF took over {timeout_s:g} s") from None
+    finally:
+        if proc.returncode is None:  # timed out, or the asker went away: stop printing
+            proc.kill()
+            await proc.wait()
     if proc.returncode != 0 or not out.startswith(b"%PDF"):
         last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         raise PdfError(f"printing the PDF failed: {last}")

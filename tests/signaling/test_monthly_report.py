@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from bench import synthetic_month as synth
 from signaling.evaluation import Month
 from signaling.fleet_rollup import add_availability, add_test_result, load_fleet
+from signaling.monthly_report import PdfError, pdf_of
 from tests.signaling.test_server import make_settings
 from tests.support.stack import running
 from tsunagu.redis_keys import Keys
@@ -223,3 +225,9 @@ async def test_the_fleet_rollup_sums_a_months_days(redis: aioredis.Redis) -> Non
     assert k.availability_pct == 95.2 and k.pass_rate_pct == 50.0
     assert await load_fleet(redis, keys, [date(2026, 9, 1)]) == []
 
+
+
+async def test_a_pdf_that_takes_too_long_is_stopped() -> None:
+    with pytest.raises(PdfError, match="took over"):
+        await pdf_of("<p>長い / long</p>", timeout_s=0.05)
+    assert (await pdf_of("<p>短い / short</p>")).startswith(b"%PDF")
