@@ -157,7 +157,9 @@ async def csv_handler(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# The report page is static HTML with inline style and SVG: nothing else may load or run.
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 # PDFs printed at once by this node: each is a child process taking a core for seconds.
 PDF_SLOTS = web.AppKey("pdf_slots", asyncio.Semaphore)
 

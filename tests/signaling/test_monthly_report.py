@@ -77,6 +77,7 @@ async def test_the_report_over_http_as_html_and_pdf(redis_server: RedisServer,
         async with aiohttp.ClientSession(headers=auth) as http:
             async with http.get(url) as r:
                 assert r.status == 200 and r.content_type == "text/html"
+                assert r.headers["Content-Security-Policy"].startswith("default-src 'none';")
                 html = await r.text()
 
             async def pdf() -> bytes:
