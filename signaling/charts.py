@@ -26,6 +26,20 @@ def nice_max(value: float) -> float:
     return 10 * power
 
 
+def text_width(text: str, font_px: float) -> float:
+    """About how wide ``text`` is drawn: CJK characters a full em, others ~0.6 em."""
+    return sum(font_px if ord(ch) > 0x2e80 else 0.6 * font_px for ch in text)
+
+
+def fit(text: str, width_px: float, font_px: float) -> str:
+    """``text``, cut with an ellipsis so that it fits ``width_px``."""
+    if text_width(text, font_px) <= width_px:
+        return text
+    while text and text_width(text + "…", font_px) > width_px:
+        text = text[:-1]
+    return text + "…"
+
+
 def _number(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
 
@@ -93,7 +107,8 @@ def bar_chart(categories: list[str], series: list[Series], *, title: str, unit: 
             parts.append(f'<text x="{gx + bar_w / 2:.1f}" y="{base - 2:.1f}" font-size="8" '
                          f'text-anchor="middle" {FONT}>{_number(totals[c])}</text>')
         parts.append(f'<text x="{left + (c + 0.5) * group_w:.1f}" y="{height - bottom + 14}" '
-                     f'font-size="10" text-anchor="middle" {FONT}>{escape(label)}</text>')
+                     f'font-size="10" text-anchor="middle" {FONT}>'
+                     f'{escape(fit(label, group_w - 4, 10))}</text>')
     if marker is not None:
         y = plot_top + plot_h - plot_h * min(marker[0], top) / top
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" '
@@ -128,6 +143,7 @@ def line_chart(xs: list[str], series: list[Series], *, title: str, unit: str = "
                   for x, y in points]
     for c, label in enumerate(xs):
         parts.append(f'<text x="{left + (c + 0.5) * step:.1f}" y="{height - bottom + 14}" '
-                     f'font-size="10" text-anchor="middle" {FONT}>{escape(label)}</text>')
+                     f'font-size="10" text-anchor="middle" {FONT}>'
+                     f'{escape(fit(label, step - 2, 10))}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -9,6 +9,7 @@ hour the call arrived in. Calls of the test language (section 14) never count.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -168,7 +169,13 @@ def _group(exits: list[CallRecord], key: Callable[[CallRecord], str]
     groups: dict[str, list[CallRecord]] = defaultdict(list)
     for r in exits:
         groups[key(r)].append(r)
-    return sorted(groups.items())
+    return sorted(groups.items(), key=lambda item: natural(item[0]))
+
+
+def natural(label: str) -> list[tuple[int, int | str]]:
+    """Sort key putting "窓口 2" before "窓口 10"."""
+    return [(0, int(part)) if part.isdigit() else (1, part)
+            for part in re.split(r"(\d+)", label) if part]
 
 
 def bucket_labels() -> list[str]:

@@ -36,6 +36,9 @@ table { border-collapse: collapse; width: 100%; margin: 1mm 0 3mm; }
 th, td { border: 0.5px solid #bbb; padding: 0.6mm 1.2mm; text-align: right; }
 th { background: #eef2f7; font-weight: bold; }
 th.l, td.l { text-align: left; }
+td.l { overflow-wrap: anywhere; }  /* operators' names may be one long word */
+td { white-space: nowrap; }
+td.l { white-space: normal; }
 tr { break-inside: avoid; }
 .totals td { font-size: 11pt; font-weight: bold; }
 .gap { border: 1.5px solid #b03a2e; background: #fbeeec; padding: 2mm; margin: 2mm 0; }
@@ -151,9 +154,10 @@ def by_hour(ev: Evaluation) -> str:
               (("受付 offered", "offered"), ("応答 answered", "answered"),
                ("放棄 abandoned", "abandoned"), ("不成立 failed", "failed"))]
     sl = [("サービスレベル service level", [rows[h]["service_level_pct"] or 0.0 for h in hours])]
+    xs = [f"{h:d}時" for h in ev.hours]
     return ("<div class='chart'>" + charts.line_chart(
-        [f"{h}:00" for h in hours], series, title="時間帯別の通話 / Calls by hour of arrival")
-        + charts.line_chart([f"{h}:00" for h in hours], sl, unit="%", top=100,
+        xs, series, title="時間帯別の通話 / Calls by hour of arrival")
+        + charts.line_chart(xs, sl, unit="%", top=100,
                             title="時間帯別サービスレベル / Service level by hour", height=180)
         + "</div>")
 

@@ -12,7 +12,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Awaitable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench import synthetic_month as synth
-from signaling.evaluation import Month
-from signaling.fleet_rollup import add_availability, add_test_result, load_fleet
+from signaling.evaluation import Month, evaluate
+from signaling.fleet_rollup import KioskMonth, add_availability, add_test_result, load_fleet
+from signaling.ledger import CallRecord
 from signaling.monthly_report import PdfError, pdf_of
+from signaling.report_html import render, to_pdf
 from tests.signaling.test_server import make_settings
 from tests.support.stack import running
+from tsunagu.languages import DEFAULT_CATALOGUE
 from tsunagu.redis_keys import Keys
 from tsunagu.redis_server import RedisServer, free_port
 
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TSUNAGU_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 SCREENSHOTS = ARTIFACTS / "screenshots"
 MONTH = Month.parse("2026-10", tz=synth.TZ)
+CATALOGUE = {lang.code: lang for lang in DEFAULT_CATALOGUE}
 
 
 def expected_totals(records: list[Any]) -> dict[str, str]:
@@ -232,3 +236,31 @@ async def test_a_pdf_that_takes_too_long_is_stopped() -> None:
     with pytest.raises(PdfError, match="took over"):
         await pdf_of("<p>長い / long</p>", timeout_s=0.05)
     assert (await pdf_of("<p>短い / short</p>")).startswith(b"%PDF")
+
+
+def test_long_operator_names_stay_on_the_a4_page(tmp_path: Path) -> None:
+    """Ward, counter and procedure names are the operators': one long word must wrap, not run
+    off the page (pdftotext drops what falls outside it, so every word is checked in the
+    page's text block)."""
+    wards = ["東京都千代田区役所本庁舎三階総合窓口センター", "Ward-" + "A" * 70 + "-END"]
+    procedure = "proc-" + "x" * 90 + "-END"
+    records = []
+    for n in range(40):
+        at = int(datetime(2026, 10, 1 + n % 20, 9 + n % 8, tzinfo=synth.TZ).timestamp() * 1000)
+        code = ("jsl", "en", "zh", "vi", "ko", "pt", "es", "tl", "ne")[n % 9]
+        records.append(CallRecord(f"c{n}", language=code, ward=wards[n % 2], counter=str(n),
+                                  procedure=procedure, enqueued_ms=at, exit_ms=at + 5000,
+                                  answered_ms=at + 5000, exit_outcome="answered",
+                                  outcome="answered", ended_ms=at + 65_000, talk_ms=60_000,
+                                  interpreter="i", rating=5))
+    kiosks = [KioskMonth("kiosk-" + "z" * 80 + "-END", 100, 90, 2, 1, wards[1], "窓口12番")]
+    evaluation = evaluate(records, MONTH, {c: lang.modality for c, lang in CATALOGUE.items()})
+    path = tmp_path / "long.pdf"
+    path.write_bytes(to_pdf(render(evaluation, catalogue=CATALOGUE, kiosks=kiosks,
+                                   generated="now")))
+    words = re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"[^>]*>([^<]*)<',
+                       subprocess.run(["pdftotext", "-bbox", str(path), "-"], check=True,
+                                      capture_output=True, text=True).stdout)
+    right = 595.28 - 14 / 25.4 * 72  # the A4 page less its 14 mm margin, in points
+    assert words and max(float(x_max) for _, x_max, _ in words) <= right + 0.5
+    assert sum(1 for *_, w in words if w.endswith("-END")) >= 3  # ward, procedure, kiosk
