@@ -121,12 +121,12 @@ def equal_access(ev: Evaluation, labels: Labels) -> str:
         out.append("<div class='ok'><p>どの区でも手話と音声言語のサービスレベルの差は10ポイント"
                    "以内。</p><p>In every ward the service level of sign-language calls is "
                    "within 10 points of spoken-language calls.</p></div>")
-    out.append("<table><tr><th class='l' rowspan='2'>区<br>Ward</th>"
+    out.append("<table><thead><tr><th class='l' rowspan='2'>区<br>Ward</th>"
                "<th colspan='3'>手話 / Sign</th><th colspan='3'>音声言語 / Spoken</th>"
                "<th rowspan='2'>差 (ポイント)<br>Gap (points)</th>"
                "<th rowspan='2'>待ち時間の差<br>Wait gap</th></tr><tr>"
                + "<th>受付<br>Offered</th><th>SL</th><th>平均待ち<br>Mean wait</th>" * 2
-               + "</tr>")
+               + "</tr></thead>")
     for r in rows:
         ward = "全区 / All wards" if r.ward == "" else labels.cut("ward", r.ward)
         cells = "".join(f"<td>{c['offered']}</td><td>{_pct(c['service_level_pct'])}</td>"
@@ -169,7 +169,8 @@ def cut_table(ev: Evaluation, name: str, labels: Labels) -> str:
     if not rows:
         rows = f"<tr><td class='l' colspan='8'>{NO_DATA}</td></tr>"
     return (_h(f"{ja}別", f"By {en.lower()}", "h3")
-            + f"<table><tr><th class='l'>{ja}<br>{en}</th>{COUNT_HEAD}</tr>{rows}</table>")
+            + f"<table><thead><tr><th class='l'>{ja}<br>{en}</th>{COUNT_HEAD}</tr></thead>"
+            f"{rows}</table>")
 
 
 def language_chart(ev: Evaluation, labels: Labels) -> str:
@@ -207,7 +208,8 @@ def _hour_matrix(hours: list[int], langs: list[str], labels: Labels,
         f"<tr><td class='l'>{h:02d}:00</td>"
         + "".join(f"<td>{cell.get((c, h), '—')}</td>" for c in langs) + "</tr>"
         for h in hours)
-    return f"<table><tr><th class='l'>時間帯<br>Hour</th>{head}</tr>{rows}</table>"
+    return (f"<table><thead><tr><th class='l'>時間帯<br>Hour</th>{head}</tr></thead>{rows}"
+            "</table>")
 
 
 def occupancy(ev: Evaluation, labels: Labels) -> str:
@@ -250,10 +252,10 @@ def fleet(kiosks: list[KioskMonth] | None) -> str:
     out = [_h("端末の稼働状況", "Tablet fleet: availability and test calls")]
     if not kiosks:
         return "".join(out) + f"<p><strong>{NO_DATA}</strong></p>"
-    out.append("<table><tr><th class='l'>端末<br>Kiosk</th><th class='l'>区<br>Ward</th>"
+    out.append("<table><thead><tr><th class='l'>端末<br>Kiosk</th><th class='l'>区<br>Ward</th>"
                "<th class='l'>窓口<br>Counter</th><th>開庁時間中の稼働率<br>Availability</th>"
                "<th>テスト通話<br>Test calls</th><th>成功<br>Passed</th>"
-               "<th>成功率<br>Pass rate</th></tr>")
+               "<th>成功率<br>Pass rate</th></tr></thead>")
     for k in kiosks:
         out.append(f"<tr><td class='l'>{escape(k.kiosk)}</td><td class='l'>{escape(k.ward)}</td>"
                    f"<td class='l'>{escape(k.counter)}</td><td>{_pct(k.availability_pct)}</td>"
@@ -291,10 +293,10 @@ def staffing(ev: Evaluation, labels: Labels) -> str:
     out.append(_hour_matrix(ev.hours, langs, labels, cells))
     out.append(f"<p class='note'>{escape(erlang.ASSUMPTIONS_JA)} / "
                f"{escape(erlang.ASSUMPTIONS_EN)}</p>")
-    out.append("<table><tr><th class='l'>言語<br>Language</th><th>時間帯<br>Hour</th>"
+    out.append("<table><thead><tr><th class='l'>言語<br>Language</th><th>時間帯<br>Hour</th>"
                "<th>通話<br>Calls</th><th>日数<br>Days</th><th>通話/時<br>Calls/h</th>"
                "<th>対応時間<br>Handle</th><th>負荷<br>Erlangs</th><th>必要人数<br>Needed</th>"
-               "<th>予測SL<br>Predicted SL</th><th>実働<br>Active</th></tr>")
+               "<th>予測SL<br>Predicted SL</th><th>実働<br>Active</th></tr></thead>")
     for s in rows:
         out.append(f"<tr><td class='l'>{escape(s.language)}</td><td>{s.hour:02d}:00</td>"
                    f"<td>{s.calls}</td><td>{s.open_days}</td><td>{s.per_hour:.2f}</td>"
