@@ -278,9 +278,9 @@ def _occupancy(exits: list[CallRecord], tz: ZoneInfo, open_days: int
             talk[r.language, day, hour] += seconds
             who[r.language, day, hour].add(r.interpreter)
     sums: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for (lang, _day, hour), seconds in talk.items():
+    for (lang, day, hour), seconds in talk.items():
         sums[lang, hour][0] += seconds
-        sums[lang, hour][1] += len(who[lang, _day, hour]) * 3600
+        sums[lang, hour][1] += len(who[lang, day, hour]) * 3600
     occupancy: dict[str, dict[int, float]] = defaultdict(dict)
     active: dict[tuple[str, int], float] = {}
     for (lang, hour), (seconds, capacity) in sorted(sums.items()):

@@ -215,7 +215,9 @@ def _hour_matrix(hours: list[int], langs: list[str], labels: Labels,
 def occupancy(ev: Evaluation, labels: Labels) -> str:
     langs = sorted(ev.occupancy)
     cells = {(c, h): _pct(v) for c in langs for h, v in ev.occupancy[c].items()}
-    body = _hour_matrix(ev.hours, langs, labels, cells) if langs else f"<p>{NO_DATA}</p>"
+    # talk runs on past the last hour calls arrived in
+    hours = sorted(set(ev.hours) | {h for _, h in cells})
+    body = _hour_matrix(hours, langs, labels, cells) if langs else f"<p>{NO_DATA}</p>"
     return (_h("通訳者の稼働率", "Interpreter occupancy by language and hour") + body
             + "<p class='note'>稼働率 = その時間帯の通話時間 ÷ (その時間帯に通話した通訳者の数 × "
             "1時間)、月の日ごとに合計。ログイン時間は記録されないため、通話しなかった通訳者は数えない。"

@@ -210,6 +210,9 @@ def test_occupancy_is_talk_over_the_hours_of_the_interpreters_who_talked() -> No
     # 10:00: (30 + 20) + 30 minutes over 2 + 1 interpreter-hours; 11:00: 15 minutes over 1
     assert ev.occupancy["jsl"][10] == round(100 * 80 / 180, 1)
     assert ev.occupancy["jsl"][11] == 25.0
+    # calls arrived at 10:00 only, but the talk ran into 11:00: the table shows both hours
+    page = render(ev, catalogue=CATALOGUE, kiosks=None, generated="now")
+    assert "<td class='l'>11:00</td><td>25.0 %</td>" in page
 
 
 def test_staffing_is_the_textbook_erlang_c_of_the_months_rates(
