@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from signaling.accounts import AccountDisabled
+from signaling.monthly_report import PdfError, month_of, pdf_of, report_html
 from signaling.node import NODE, Node
 from signaling.report import calls_csv
 from signaling.session import Connection
@@ -156,6 +157,43 @@ async def csv_handler(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+# The report page is static HTML with inline style and SVG: nothing else may load or run.
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+# PDFs printed at once by this node: each is a child process taking a core for seconds.
+PDF_SLOTS = web.AppKey("pdf_slots", asyncio.Semaphore)
+
+
+async def report_handler(request: web.Request) -> web.Response:
+    """``GET /api/report?month=YYYY-MM[&format=html|pdf]``: the month's evaluation report."""
+    fmt = request.query.get("format", "html")
+    try:
+        node = await _viewer(request)
+        try:
+            month = month_of(request.query["month"], node.settings)
+        except (KeyError, ValueError):
+            raise web.HTTPBadRequest(text="month=YYYY-MM") from None
+        if fmt not in ("html", "pdf"):
+            raise web.HTTPBadRequest(text="format=html or format=pdf")
+        html = await report_html(node.redis, node.settings, month, node.languages)
+    except store.REDIS_ERRORS as exc:
+        log.warning("report: Redis failed: %s", type(exc).__name__)
+        raise web.HTTPServiceUnavailable(text="the report is unavailable: Redis cannot be "
+                                              "reached") from None
+    name = f"tsunagu-report-{month.label}"
+    if fmt == "html":
+        return web.Response(text=html, content_type="text/html", charset="utf-8",
+                            headers={"Content-Security-Policy": REPORT_CSP})
+    try:
+        async with request.app[PDF_SLOTS]:
+            pdf = await pdf_of(html)
+    except PdfError as exc:
+        log.warning("report %s: %s", month.label, exc)
+        raise web.HTTPServiceUnavailable(text="the PDF could not be printed") from None
+    return web.Response(body=pdf, content_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -188,6 +226,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/login", login_handler)
     app.router.add_get("/api/stats", stats_handler)
     app.router.add_get("/api/calls.csv", csv_handler)
+    app.router.add_get("/api/report", report_handler)
+    app[PDF_SLOTS] = asyncio.Semaphore(1)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     token = app[NODE].settings.metrics_token

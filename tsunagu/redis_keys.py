@@ -56,6 +56,7 @@ PARTS: dict[str, str] = {
     "record_days": "record_days",
     "records_upto": "records_upto",
     "rating_pending": "rpending",
+    "fleet_day": "fleet_day",
 }
 
 
@@ -283,3 +284,9 @@ class Keys:
         """STRING: a ``call.rate`` score that came before its call's record was written; the
         record writer merges it. TTL: the events' retention."""
         return self._key("rating_pending", call_id)
+    def fleet_day(self, day: str) -> str:
+        """HASH of one local day's (YYYY-MM-DD) kiosk rollup for the report: fields
+        ``<kiosk>|open_s`` (seconds of opening hours checked), ``<kiosk>|up_s`` (of those, seconds
+        the kiosk was connected), ``<kiosk>|tests`` and ``<kiosk>|passed`` (test calls), each
+        added with HINCRBY (signaling/fleet_rollup.py). Kept as long as the call records."""
+        return self._key("fleet_day", day)

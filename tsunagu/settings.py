@@ -110,6 +110,7 @@ class SignalingSettings:
     no_interpreter_wait_s: float = 0.0
     urgent_boost_s: float = 600.0
     service_level_s: float = 30.0
+    service_level_goal_pct: float = 80.0  # the report's staffing target (docs/report.md)
     stats_interval_s: float = 2.0
     sweep_interval_s: float = 0.2
     relay_dead_s: float = 10.0  # a relay whose heartbeat is this old is gone
@@ -145,6 +146,8 @@ class SignalingSettings:
                               f"{tokens.KIOSK_MAX_LIFETIME_S} s")
         check_retention(self.events_retention_days, self.events_max_entries,
                         self.record_retention_days)
+        if not 0 < self.service_level_goal_pct < 100:
+            raise ConfigError("TSUNAGU_SERVICE_LEVEL_GOAL_PCT must be above 0 and below 100")
 
     @classmethod
     def from_env(cls, *, data_dir: Path | None = None, create_secret: bool = False,
@@ -190,6 +193,7 @@ _NUMERIC_ENV: dict[str, Any] = {
     "no_interpreter_wait_s": float,
     "urgent_boost_s": float,
     "service_level_s": float,
+    "service_level_goal_pct": float,
     "heartbeat_s": float,
     "flood_disconnect_s": float,
     "stats_interval_s": float,

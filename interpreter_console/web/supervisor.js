@@ -80,6 +80,10 @@ const TEXT = {
   "csv.working": { ja: "作成しています…", en: "Preparing…" },
   "csv.done": { ja: "ダウンロードしました", en: "Downloaded" },
   "csv.failed": { ja: "ダウンロードできませんでした（{why}）", en: "Download failed ({why})" },
+  "report.title": { ja: "月次評価報告", en: "Monthly evaluation report" },
+  "report.month": { ja: "月", en: "Month" },
+  "report.pdf": { ja: "PDF で保存", en: "Save PDF" },
+  "report.html": { ja: "HTML で保存", en: "Save HTML" },
   "state.available": { ja: "受付可", en: "Available" },
   "state.offered": { ja: "着信中", en: "Offered" },
   "state.in_call": { ja: "通話中", en: "In call" },
@@ -101,6 +105,7 @@ const ui = {
   interpreters: $("#interpreters"),
   chart: $("#chart"),
   csvStatus: $("#csv-status"),
+  reportStatus: $("#report-status"),
   alerts: $("#alerts"),
   dayCalls: $("#day-calls"),
   dayCount: $("#day-count"),
@@ -466,28 +471,41 @@ setInterval(() => {
 
 const dateFormat = new Intl.DateTimeFormat("en-CA", { timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit" });
 
-async function downloadCsv(from, to) {
-  setBilingual(ui.csvStatus, t("csv.working"));
+// Fetch `path` with the staff token and save it as `filename`; progress in `status`.
+async function download(path, filename, type, status) {
+  setBilingual(status, t("csv.working"));
   try {
     const token = state.client && state.client.currentToken();
-    const res = await fetch(`/api/calls.csv?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
+    const res = await fetch(path, {
       headers: { Authorization: `Bearer ${token}` },
       credentials: "same-origin",
     });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const blob = await res.blob();
-    const url = URL.createObjectURL(blob.type ? blob : new Blob([blob], { type: "text/csv" }));
+    const url = URL.createObjectURL(blob.type ? blob : new Blob([blob], { type }));
     const a = document.createElement("a");
     a.href = url;
-    a.download = `tsunagu-calls-${from}_${to}.csv`;
+    a.download = filename;
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
-    setBilingual(ui.csvStatus, t("csv.done"));
+    setBilingual(status, t("csv.done"));
   } catch (err) {
-    setBilingual(ui.csvStatus, t("csv.failed", { why: err.message }));
+    setBilingual(status, t("csv.failed", { why: err.message }));
   }
+}
+
+function downloadCsv(from, to) {
+  return download(`/api/calls.csv?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+    `tsunagu-calls-${from}_${to}.csv`, "text/csv", ui.csvStatus);
+}
+
+// The monthly evaluation report (docs/report.md), as PDF or HTML.
+function downloadReport(month, format) {
+  return download(`/api/report?month=${encodeURIComponent(month)}&format=${format}`,
+    `tsunagu-report-${month}.${format}`, format === "pdf" ? "application/pdf" : "text/html",
+    ui.reportStatus);
 }
 
 // --- wiring ------------------------------------------------------------------
@@ -504,6 +522,17 @@ csvForm.addEventListener("submit", (ev) => {
   const from = csvForm.elements.from.value;
   const to = csvForm.elements.to.value;
   if (from && to) downloadCsv(from <= to ? from : to, from <= to ? to : from);
+});
+const reportForm = $("#report");
+// Last month by default: the report is usually made once a month has ended.
+const [thisYear, thisMonth] = today.split("-").map(Number);
+reportForm.elements.month.value = thisMonth === 1 ? `${thisYear - 1}-12`
+  : `${thisYear}-${String(thisMonth - 1).padStart(2, "0")}`;
+reportForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const value = reportForm.elements.month.value;
+  const format = ev.submitter && ev.submitter.value === "html" ? "html" : "pdf";
+  if (/^\d{4}-\d{2}$/.test(value)) downloadReport(value, format);
 });
 
 const session = startStaffSession({
