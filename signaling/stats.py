@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from signaling.fleet import FleetService
 from signaling.ledger import Ledger, summarise
 from signaling.report import day_start_ms
 from signaling.wait_estimate import WaitEstimate, answer_rate, estimate_wait, ring_allowance_s
@@ -125,6 +126,8 @@ class StatsService:
         self.watchers: dict[int, Push] = {}
         # Called with the (event, call id) pairs of each batch of routing events.
         self.on_change: list[Callable[[list[tuple[str, str]]], Awaitable[None]]] = []
+        # The tablet fleet, carried in the snapshot as ``fleet`` (PROTOCOL.md section 14).
+        self.fleet: FleetService | None = None
 
     def wait_estimate(self, language: str, position: int, available: int,
                       serving: float) -> WaitEstimate:
@@ -145,7 +148,11 @@ class StatsService:
     async def snapshot(self) -> dict[str, Any]:
         """The full ``stats`` payload."""
         live = await live_state(self.redis, self.settings, self.catalogue)
-        return {"at_ms": now_ms(), **live, "today": self.today()}
+        snap = {"at_ms": now_ms(), **live, "today": self.today()}
+        if self.fleet is not None:
+            snap["fleet"] = await self.fleet.entries(fresh=False)
+            snap["fleet_open"] = self.fleet.open_wards(snap["fleet"])
+        return snap
 
     async def load_today(self) -> None:
         """Fold everything since the start of today (and the day before, for open calls)."""

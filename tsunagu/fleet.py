@@ -211,13 +211,11 @@ def rate(f: KioskFacts, now_ms: int, tz: ZoneInfo) -> tuple[str, list[str]]:
 
 
 def entry(f: KioskFacts, now_ms: int, tz: ZoneInfo) -> dict[str, Any]:
-    """One element of ``GET /api/fleet`` (section 14), plus what the page adds:
-    ``open`` (opening hours now) and ``token_expires_ms``."""
+    """One element of ``GET /api/fleet``: exactly the fields of section 14."""
     status, reasons = rate(f, now_ms, tz)
     return {"kiosk_id": f.kiosk_id, "ward": f.ward, "counter": f.counter, "online": f.online,
             "last_seen_ms": f.last_seen_ms, "health": f.health, "status": status,
-            "reasons": reasons, "last_test": f.last_test, "open": f.open_now,
-            "token_expires_ms": f.token_exp_ms}
+            "reasons": reasons, "last_test": f.last_test}
 
 
 def _counter_key(counter: str) -> tuple[int, int | str]:

@@ -116,7 +116,7 @@ def test_red_reasons_come_before_amber_ones() -> None:
 
 def test_entry_shape_order_and_counts() -> None:
     e = entry(GOOD, NOW, TOKYO)
-    assert set(e) >= {"kiosk_id", "ward", "counter", "online", "last_seen_ms", "health",
+    assert set(e) == {"kiosk_id", "ward", "counter", "online", "last_seen_ms", "health",
                       "status", "reasons", "last_test"}
     entries = [entry(facts(kiosk_id="a", ward="南区", counter="10"), NOW, TOKYO),
                entry(facts(kiosk_id="b", ward="南区", counter="2"), NOW, TOKYO),
