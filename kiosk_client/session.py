@@ -95,6 +95,9 @@ class KioskSession:
         self._tracks: list[MediaStreamTrack] = []
         self._early: list[Message] = []
         self._adopt = False
+        # the fleet's health report: the last call's RTCP figures, and a hook on reconnect
+        self.last_outbound: dict[str, dict[str, Any]] = {}
+        self.on_reconnected: Callable[[], None] | None = None
 
     def _set_state(self, state: ScreenState) -> None:
         if state is not self.state:
@@ -117,7 +120,11 @@ class KioskSession:
 
     async def handle(self, msg: Message) -> None:
         """Apply one pushed message."""
-        if msg["type"] == "_reconnected" or not self._ours(msg):
+        if msg["type"] == "_reconnected":
+            if self.on_reconnected is not None:
+                self.on_reconnected()
+            return
+        if not self._ours(msg):
             return
         try:
             typed = parse_server_message(msg)
@@ -187,6 +194,10 @@ class KioskSession:
     async def _ended(self, reason: str | None) -> None:
         self.end_reason = reason
         self.message = end_message(reason)
+        if self.leg is not None:
+            with contextlib.suppress(Exception):  # figures for the health report, if any
+                async with asyncio.timeout(2.0):
+                    self.last_outbound = await self.leg.outbound() or self.last_outbound
         await self._stop_media()
         self._set_state(ScreenState.ENDED)
 
