@@ -87,12 +87,13 @@ def check_health(data: Mapping[str, Any]) -> dict[str, Any]:
     """The report of a ``kiosk.health`` message (its fields without ``type``/``rid``) as it is
     stored: only the fields of section 14, checked; HealthError names the first wrong one."""
     camera, microphone = data.get("camera"), data.get("microphone")
-    if camera not in CAMERA_STATES:
+    if not isinstance(camera, str) or camera not in CAMERA_STATES:
         raise HealthError(f"camera must be one of {', '.join(DEVICE_STATES)}")
-    if microphone not in MICROPHONE_STATES:
+    if not isinstance(microphone, str) or microphone not in MICROPHONE_STATES:
         raise HealthError("microphone must be one of ok, missing, denied, dark, unknown")
     app = _object(data.get("app"), "app", ("kind", "version"))
-    if app["kind"] not in APP_KINDS or not isinstance(app["version"], str):
+    if not isinstance(app["kind"], str) or app["kind"] not in APP_KINDS \
+            or not isinstance(app["version"], str):
         raise HealthError('app must be {kind: "web"|"python", version: string}')
     out: dict[str, Any] = {"camera": camera, "microphone": microphone,
                            "app": {"kind": app["kind"], "version": app["version"][:MAX_TEXT]}}

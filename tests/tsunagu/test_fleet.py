@@ -8,6 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tsunagu.fleet import (
     DAY_MS,
@@ -157,3 +159,23 @@ def test_the_parser_answers_bad_request_for_a_bad_report() -> None:
                       '"app":{"kind":"web","version":"1"},"screen":{"w":true,"h":1}}')
     assert err.value.code is ErrorCode.BAD_REQUEST and err.value.rid == "r2"
     assert "screen.w" in err.value.message
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=8) | st.sampled_from(["ok", "dark", "web", "python"]),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.sampled_from(["kind", "version", "w", "h", "level_pct",
+                                                       "charging", "rtt_ms", "loss_pct", "x"]),
+                                      inner, max_size=4), max_leaves=12)
+FIELDS = ["camera", "microphone", "app", "browser", "screen", "battery", "network"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(FIELDS + ["other"]), JSON, max_size=8))
+def test_any_report_is_checked_or_refused_with_health_error(data: dict[str, Any]) -> None:
+    try:
+        out = check_health(data)
+    except HealthError:
+        return
+    assert check_health(out) == out  # what is stored passes again, unchanged
+    assert set(out) <= set(FIELDS)
