@@ -145,11 +145,12 @@ class StatsService:
         return summarise(self.ledger.records.values(), day=day, tz=self.tz,
                          service_level_s=self.settings.service_level_s)
 
-    async def snapshot(self) -> dict[str, Any]:
-        """The full ``stats`` payload."""
+    async def snapshot(self, *, fleet: bool = True) -> dict[str, Any]:
+        """The full ``stats`` payload (without the fleet when only interpreters' consoles,
+        which do not show it, are to be told)."""
         live = await live_state(self.redis, self.settings, self.catalogue)
         snap = {"at_ms": now_ms(), **live, "today": self.today()}
-        if self.fleet is not None:
+        if fleet and self.fleet is not None:
             snap["fleet"] = await self.fleet.entries(fresh=False)
             snap["fleet_open"] = self.fleet.open_wards(snap["fleet"])
         return snap
@@ -207,7 +208,7 @@ class StatsService:
                 pushes += self.watchers.values()
                 last_watch = loop.time()
             if pushes:
-                snap = await self.snapshot()
+                snap = await self.snapshot(fleet=bool(self.subscribers))
                 for push in pushes:
                     await push(snap)
             self.ledger.forget_before(now_ms() - 2 * 86_400_000)
