@@ -354,7 +354,8 @@ async def run_windowed(args: KioskSettings) -> int:
         with contextlib.suppress(DisplayUnavailable):
             screen = screen_size()
         kiosk.health = HealthReporter(
-            client, camera=lambda: camera_state(kiosk.last_check),
+            client, camera=lambda: camera_state(kiosk.last_check,
+                                                synthetic=source == "synthetic"),
             microphone=lambda: microphone_state(audio.mic, audio.mic_problem),
             screen=screen, network=lambda: network_of(session.last_outbound))
         reports: set[asyncio.Task[Any]] = set()
