@@ -15,6 +15,8 @@ from playwright.sync_api import Page, WebSocket, expect
 
 from tests.browser.conftest import PASSWORD, Pages, Stack
 
+WAIT_MS = 15_000  # a stats push is due every second; the machine may be loaded
+
 # Open around the clock, so a red kiosk alerts whatever the hour the suite runs at.
 STACK_ENV = {"TSUNAGU_OPENING_HOURS": "Mon-Sun 00:00-24:00"}
 
@@ -89,36 +91,38 @@ def test_a_blocked_camera_turns_the_kiosk_red_on_the_fleet_page(
         ws.on("framesent", lambda payload: frames.append(str(payload)))
     sup.on("websocket", watch)
     sup.reload()  # so the socket opened is the one watched
-    expect(sup.locator("#conn")).to_have_attribute("data-status", "open")
+    expect(sup.locator("#conn")).to_have_attribute("data-status", "open", timeout=WAIT_MS)
 
     # the alert, on the live view
     alert = sup.locator('[data-kiosk-alert="k1"]')
-    expect(alert).to_contain_text("camera access denied")
-    expect(alert).to_contain_text("北区")
-    expect(sup.locator('[data-kiosk-alert="k2"]')).to_have_count(0)
-    expect(sup.locator('[data-role="fleet-red"]')).to_have_text("1")
+    expect(alert).to_contain_text("camera access denied", timeout=WAIT_MS)
+    expect(alert).to_contain_text("北区", timeout=WAIT_MS)
+    expect(sup.locator('[data-kiosk-alert="k2"]')).to_have_count(0, timeout=WAIT_MS)
+    expect(sup.locator('[data-role="fleet-red"]')).to_have_text("1", timeout=WAIT_MS)
     shot(sup, "fleet-alert-live")
 
     # the fleet tab: one row per kiosk, red first, with its reason and rating
     sup.click('[data-tab="fleet"]')
     section = sup.locator('[data-section="fleet"]')
-    expect(section).to_be_visible()
-    expect(sup.locator('[data-section="calls"]')).to_be_hidden()
+    expect(section).to_be_visible(timeout=WAIT_MS)
+    expect(sup.locator('[data-section="calls"]')).to_be_hidden(timeout=WAIT_MS)
     row = section.locator('[data-kiosk="k1"]')
-    expect(row).to_have_attribute("data-status", "red")
-    expect(row).to_contain_text(DENIED.split(" / ")[1])
-    expect(row).to_contain_text("カメラの使用が許可されていません")
-    expect(section.locator('[data-kiosk="k2"]')).to_have_attribute("data-status", "green")
+    expect(row).to_have_attribute("data-status", "red", timeout=WAIT_MS)
+    expect(row).to_contain_text(DENIED.split(" / ")[1], timeout=WAIT_MS)
+    expect(row).to_contain_text("カメラの使用が許可されていません", timeout=WAIT_MS)
+    expect(section.locator('[data-kiosk="k2"]')).to_have_attribute("data-status", "green",
+                                                                   timeout=WAIT_MS)
     assert section.locator("[data-kiosk]").evaluate_all(
         "rows => rows.map(r => r.dataset.kiosk)") == ["k1", "k2"]
-    expect(row.locator('[data-field="last-seen"]')).to_contain_text("Online")
-    expect(row).to_contain_text("Not tested")
+    expect(row.locator('[data-field="last-seen"]')).to_contain_text("Online", timeout=WAIT_MS)
+    expect(row).to_contain_text("Not tested", timeout=WAIT_MS)
     shot(sup, "fleet-page-camera-blocked")
 
     # "test now" sends kiosk.test for that kiosk and says what the server answered
     row.locator('[data-action="test-kiosk"]').click()
     result = row.locator('[data-role="test-result"]')
-    expect(result).to_have_attribute("data-result", re.compile("^(ack|error)$"))
+    expect(result).to_have_attribute("data-result", re.compile("^(ack|error)$"),
+                                     timeout=WAIT_MS)
     sent = [json.loads(f) for f in frames if '"kiosk.test"' in f]
     assert sent and sent[-1]["kiosk_id"] == "k1" and sent[-1]["type"] == "kiosk.test"
     code = result.get_attribute("data-code")

@@ -100,7 +100,7 @@ async def test_reports_reach_the_server_on_connect_and_on_reconnect(
         reader = asyncio.create_task(session.run())
         runner = asyncio.create_task(reporter.run())
         key = settings.keys.kiosk_health("k9")
-        for _ in range(100):
+        for _ in range(300):
             if await redis.get(key):
                 break
             await asyncio.sleep(0.05)
@@ -119,7 +119,7 @@ async def test_reports_reach_the_server_on_connect_and_on_reconnect(
         # a reconnect reports again
         checked.append(check_picture(person, FaceDetector()))
         await client.drop()
-        for _ in range(100):
+        for _ in range(300):
             now = json.loads(await redis.get(key))
             if now["camera"] == "ok":
                 break
