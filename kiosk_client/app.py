@@ -27,7 +27,15 @@ import aiohttp
 
 from kiosk_client.audio import audio_check, audio_from_args
 from kiosk_client.camera import Camera, parse_source
-from kiosk_client.camera_check import FaceDetector, check_picture
+from kiosk_client.camera_check import CheckResult, FaceDetector, check_picture
+from kiosk_client.health import (
+    HealthReporter,
+    camera_state,
+    cancel,
+    microphone_state,
+    network_of,
+    spawn_report,
+)
 from kiosk_client.screen import ScreenState
 from kiosk_client.self_test import verdict
 from kiosk_client.session import KioskSession
@@ -44,15 +52,22 @@ def parse_args(argv: Sequence[str] | None) -> KioskSettings:
     return KioskSettings.from_argv(None if argv is None else list(argv))
 
 
-async def camera_check(camera: Camera | None, wait_s: float = 1.5) -> dict[str, Any]:
-    """Check the camera's picture (in a worker thread) and describe the result."""
-    if camera is None:
-        return {"skipped": "synthetic source"}
+async def check_camera(camera: Camera, wait_s: float = 1.5) -> CheckResult:
+    """Check the camera's picture (in a worker thread)."""
     for _ in range(int(wait_s / 0.05)):  # the camera thread publishes; poll its slot
         if camera.latest_bgr() is not None:
             break
         await asyncio.sleep(0.05)
-    result = await asyncio.to_thread(lambda: check_picture(camera.latest_bgr(), FaceDetector()))
+    return await asyncio.to_thread(lambda: check_picture(camera.latest_bgr(), FaceDetector()))
+
+
+async def camera_check(camera: Camera | None, wait_s: float = 1.5,
+                       result: CheckResult | None = None) -> dict[str, Any]:
+    """Check the camera's picture (unless ``result`` is that check) and describe it."""
+    if camera is None:
+        return {"skipped": "synthetic source"}
+    if result is None:
+        result = await check_camera(camera, wait_s)
     return {"ok": result.ok, "problems": [str(p) for p in result.problems],
             "brightness": round(result.brightness, 1), "faces": len(result.faces),
             "advice": [en for _, en in result.advice()]}
@@ -96,22 +111,38 @@ async def run_headless(args: KioskSettings) -> dict[str, Any]:
     audio.start()
     session = KioskSession(client, make_tracks_factory(camera, args.fps, audio),
                            on_audio=audio.play)
+    checked: list[CheckResult] = []
+    reporter = HealthReporter(
+        client, camera=lambda: camera_state(checked[-1] if checked else None,
+                                            synthetic=camera is None),
+        microphone=lambda: microphone_state(audio.mic, audio.mic_problem),
+        network=lambda: network_of(session.last_outbound))
+    reports: set[asyncio.Task[Any]] = set()
+    session.on_reconnected = lambda: spawn_report(reporter, reports)
+    health: asyncio.Task[None] | None = None
     try:
         welcome = await connect_with_backoff(client, args.server, within_s=args.max_wait)
         prepare_rtc(early_release=not args.no_early_release)
         reader = asyncio.create_task(session.run(), name="kiosk-session")
+        if camera is not None:
+            checked.append(await check_camera(camera))
         summary: dict[str, Any] = {"kiosk": (welcome.get("user") or {}).get("id"),
-                                   "camera_check": await camera_check(camera),
+                                   "camera_check": await camera_check(
+                                       camera, result=checked[-1] if checked else None),
                                    "audio_check": await audio_check(audio)}
+        # kiosk.health: now (after the camera check), every 5 minutes, on each reconnect
+        health = asyncio.create_task(reporter.run(), name="kiosk-health")
         if args.call:
             summary["call"] = await _one_call(session, args)
             summary["call"]["audio"] = audio.summary()
         else:
             await reader  # a screenless kiosk: stay connected until stopped
         summary["reconnects"] = client.reconnects
+        summary["health"] = reporter.last
         reader.cancel()
         return summary
     finally:
+        await cancel(health)
         await session.close()
         await client.close()
         await asyncio.to_thread(audio.stop)

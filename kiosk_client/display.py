@@ -45,7 +45,14 @@ import numpy as np
 
 from kiosk_client.audio import audio_from_args
 from kiosk_client.camera import Camera, parse_source
-from kiosk_client.camera_check import FaceDetector, check_picture
+from kiosk_client.camera_check import CheckResult, FaceDetector, check_picture
+from kiosk_client.health import (
+    HealthReporter,
+    camera_state,
+    microphone_state,
+    network_of,
+    spawn_report,
+)
 from kiosk_client.screen import Button, ScreenState, View, hit, render
 from kiosk_client.session import CLOSED, KioskSession, languages_of
 from kiosk_client.sources import make_tracks_factory
@@ -231,6 +238,8 @@ class WindowedKiosk:
         self.advice: tuple[tuple[str, str], ...] = ()
         self.audio_notices: Callable[[], tuple[tuple[str, str], ...]] = lambda: ()
         self.draft = ""
+        self.last_check: CheckResult | None = None  # for the fleet's health report
+        self.health: HealthReporter | None = None
 
     def publish(self) -> None:
         """Hand the display the current state."""
@@ -255,7 +264,10 @@ class WindowedKiosk:
                 picture = self.camera.latest_bgr()
                 result = await asyncio.to_thread(check_picture, picture, detector)
                 self.advice = tuple(result.advice())
+                self.last_check = result
                 self.publish()
+                if self.health is not None:
+                    await self.health.camera_checked()
             await asyncio.sleep(CHECK_EVERY_S)
 
     async def act(self, action: str) -> bool:
@@ -351,8 +363,21 @@ async def run_windowed(args: KioskSettings) -> int:
         await connect_until_up(session, kiosk)
         prepare_rtc(early_release=not args.no_early_release)
         await audio.check_async()  # done before any call can open the microphone itself
+        screen: tuple[int, int] | None = None
+        with contextlib.suppress(DisplayUnavailable):
+            screen = screen_size()
+        kiosk.health = HealthReporter(
+            client, camera=lambda: camera_state(kiosk.last_check,
+                                                synthetic=source == "synthetic"),
+            microphone=lambda: microphone_state(audio.mic, audio.mic_problem),
+            screen=screen, network=lambda: network_of(session.last_outbound))
+        reports: set[asyncio.Task[Any]] = set()
+        session.on_reconnected = lambda: spawn_report(kiosk.health, reports) \
+            if kiosk.health is not None else None
+        # kiosk.health: on connect, every 5 minutes, after a camera check that changed it
         tasks = [asyncio.create_task(session.run(), name="kiosk-session"),
-                 asyncio.create_task(kiosk.check_camera_forever(), name="camera-check")]
+                 asyncio.create_task(kiosk.check_camera_forever(), name="camera-check"),
+                 asyncio.create_task(kiosk.health.run(), name="kiosk-health")]
         await kiosk.run()
         if display.failed:
             print(f"kiosk: the window failed: {display.failed}", file=sys.stderr)

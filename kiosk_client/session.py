@@ -109,6 +109,9 @@ class KioskSession:
         self.rating_s = RATING_S
         self.rating_call: str | None = None  # the call the faces rate while they are up
         self.rating_until = 0.0  # loop time when the faces go
+        # the fleet's health report: the last call's RTCP figures, and a hook on reconnect
+        self.last_outbound: dict[str, dict[str, Any]] = {}
+        self.on_reconnected: Callable[[], None] | None = None
 
     def _set_state(self, state: ScreenState) -> None:
         if state is not self.state:
@@ -131,7 +134,11 @@ class KioskSession:
 
     async def handle(self, msg: Message) -> None:
         """Apply one pushed message."""
-        if msg["type"] == "_reconnected" or not self._ours(msg):
+        if msg["type"] == "_reconnected":
+            if self.on_reconnected is not None:
+                self.on_reconnected()
+            return
+        if not self._ours(msg):
             return
         try:
             typed = parse_server_message(msg)
@@ -204,6 +211,10 @@ class KioskSession:
         if rating_offered(self.state is ScreenState.IN_CALL, reason, self.language):
             self.rating_call = self.call_id
             self.rating_until = asyncio.get_running_loop().time() + self.rating_s
+        if self.leg is not None:
+            with contextlib.suppress(Exception):  # figures for the health report, if any
+                async with asyncio.timeout(2.0):
+                    self.last_outbound = await self.leg.outbound() or self.last_outbound
         await self._stop_media()
         self._set_state(ScreenState.ENDED)
 

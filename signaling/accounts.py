@@ -241,9 +241,14 @@ class Accounts:
         if rotate:
             await self._announce("kiosk|" + kiosk_id, gen)
         s = self.settings
-        return tokens.mint(s.secret, sub=kiosk_id, role="kiosk", ttl_s=s.kiosk_token_ttl_s,
-                           audience=s.jwt_audience, issuer=s.jwt_issuer,
-                           algorithm=s.jwt_algorithms[0], gen=gen)
+        token = tokens.mint(s.secret, sub=kiosk_id, role="kiosk", ttl_s=s.kiosk_token_ttl_s,
+                            audience=s.jwt_audience, issuer=s.jwt_issuer,
+                            algorithm=s.jwt_algorithms[0], gen=gen)
+        claims = tokens.verify(s.secret, token, audience=s.jwt_audience, issuer=s.jwt_issuer,
+                               algorithms=s.jwt_algorithms)
+        # the fleet says when to rotate it (PROTOCOL.md section 14; at most 400 days, 13)
+        await self.redis.hset(key, "token_exp_ms", claims.exp * 1000)
+        return token
 
     async def revoke_kiosk(self, kiosk_id: str) -> bool:
         """Refuse every token of this kiosk from now on; False if no such kiosk."""

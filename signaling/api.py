@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from signaling.accounts import AccountDisabled
+from signaling.metrics import render_fleet
 from signaling.monthly_report import PdfError, month_of, pdf_of, report_html
 from signaling.node import NODE, Node
 from signaling.report import calls_csv
@@ -140,6 +141,16 @@ async def stats_handler(request: web.Request) -> web.Response:
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+async def fleet_handler(request: web.Request) -> web.Response:
+    """``GET /api/fleet``: every kiosk, rated (PROTOCOL.md section 14)."""
+    node = await _viewer(request)
+    try:
+        entries = await node.fleet.entries()
+    except store.REDIS_ERRORS:
+        return _json_error(503, ErrorCode.UNAVAILABLE, "the service is unavailable")
+    return web.json_response(entries, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
 async def csv_handler(request: web.Request) -> web.Response:
     node = await _viewer(request)
     tz = ZoneInfo(node.settings.timezone)
@@ -217,7 +228,13 @@ async def metrics_handler(request: web.Request) -> web.Response:
     gauges = {f"connections_{r}": float(n) for r, n in roles.items()}
     gauges["connections"] = float(len(node.connections))
     gauges["inbox_delivered"] = float(node.bus.delivered)
-    return web.Response(text=node.metrics.render(gauges), content_type="text/plain")
+    text = node.metrics.render(gauges)
+    try:
+        async with asyncio.timeout(2.0):
+            text += render_fleet(await node.fleet.entries(fresh=False))
+    except store.REDIS_ERRORS + (TimeoutError,):
+        pass  # the fleet's gauges are absent while Redis is; the alert rules see that
+    return web.Response(text=text, content_type="text/plain")
 
 
 def add_routes(app: web.Application) -> None:
@@ -228,6 +245,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/calls.csv", csv_handler)
     app.router.add_get("/api/report", report_handler)
     app[PDF_SLOTS] = asyncio.Semaphore(1)
+    app.router.add_get("/api/fleet", fleet_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     token = app[NODE].settings.metrics_token

@@ -74,6 +74,11 @@ class Connection(Protocol):
 
     def observe(self, name: str, ms: float) -> None: ...
 
+    # the tablet fleet (PROTOCOL.md section 14)
+    async def record_health(self, report: dict[str, Any]) -> None:
+        """Keep this kiosk's latest ``kiosk.health`` report."""
+        ...
+
     async def call_allowed(self) -> bool:
         """Count a call request against the kiosk's calls per minute (PROTOCOL.md 13)."""
         ...

@@ -22,6 +22,7 @@ from tsunagu.protocol import (
     CallTransfer,
     ChatSend,
     ErrorCode,
+    KioskHealth,
     MediaOffer,
     Message,
     PresenceSet,
@@ -100,6 +101,9 @@ async def handle(conn: Connection, message: Message) -> None:
             conn.send(Stats.of(rid=message.rid, **await conn.stats_snapshot()))
         case StatsUnsubscribe():
             conn.subscribe_stats(None)
+            conn.send(Ack(rid=message.rid))
+        case KioskHealth():
+            await conn.record_health(message.report)
             conn.send(Ack(rid=message.rid))
         case _:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "unsupported message", message.rid)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 1000)
 
@@ -46,3 +48,27 @@ class Metrics:
             lines.append(f'tsunagu_transition_ms_sum{{name="{name}"}} '
                          f'{self.transition_sum_ms[name]:.3f}')
         return "\n".join(lines) + "\n"
+
+
+def label_value(value: str) -> str:
+    """A label value escaped for the text format (backslash, double quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_fleet(entries: Iterable[Mapping[str, Any]]) -> str:
+    """``tsunagu_kiosks{status}`` (every status, 0 included) and ``tsunagu_kiosk_test_ok{kiosk}``
+    (1 passed, 0 failed; only kiosks with a last test), from the fleet list (section 14)."""
+    entries = list(entries)
+    counts = dict.fromkeys(("green", "amber", "red"), 0)
+    for e in entries:
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+    lines = ["# HELP tsunagu_kiosks Kiosks by fleet status.", "# TYPE tsunagu_kiosks gauge"]
+    lines += [f'tsunagu_kiosks{{status="{s}"}} {n}' for s, n in counts.items()]
+    lines += ["# HELP tsunagu_kiosk_test_ok Whether the kiosk's last test call passed.",
+              "# TYPE tsunagu_kiosk_test_ok gauge"]
+    for e in sorted(entries, key=lambda e: str(e["kiosk_id"])):
+        test = e.get("last_test")
+        if isinstance(test, Mapping) and isinstance(test.get("ok"), bool):
+            lines.append(f'tsunagu_kiosk_test_ok{{kiosk="{label_value(str(e["kiosk_id"]))}"}} '
+                         f'{1 if test["ok"] else 0}')
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from signaling.accounts import Accounts
 from signaling.bus import Bus
+from signaling.fleet import FleetService
 from signaling.limits import Limits
 from signaling.media import RelayPool
 from signaling.metrics import Metrics
@@ -40,6 +41,7 @@ class Node:
     catalogue: tuple[Language, ...]
     throttle: LoginThrottle
     limits: Limits
+    fleet: FleetService
     proxies: frozenset[str] = frozenset()
     preauth: dict[str, int] = field(default_factory=dict)  # sockets before hello, by address
     metrics: Metrics = field(default_factory=lambda: Metrics())
@@ -56,6 +58,10 @@ class Node:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("%s failed: %r", task.get_name(), task.exception())
+
+    def local_kiosks(self) -> list[str]:
+        """The ids of the kiosks whose socket this node holds."""
+        return [c[2:] for c in self.bus.local if c.startswith("k:")]
 
     @property
     def languages(self) -> dict[str, Language]:

@@ -16,6 +16,7 @@ from signaling import revocation
 from signaling.accounts import Accounts
 from signaling.api import add_routes
 from signaling.bus import Bus
+from signaling.fleet import FleetService
 from signaling.limits import Limits
 from signaling.media import RelayPool
 from signaling.node import NODE, Node
@@ -50,7 +51,9 @@ def build_node(settings: SignalingSettings) -> Node:
         throttle=LoginThrottle(redis, settings), proxies=trusted_proxies(),
         limits=Limits(redis, settings.keys, messages_per_s=settings.messages_per_s,
                       calls_per_minute=settings.calls_per_minute,
-                      flood_disconnect_s=settings.flood_disconnect_s))
+                      flood_disconnect_s=settings.flood_disconnect_s),
+        fleet=FleetService(redis, settings))
+    node.stats.fleet = node.fleet
     node.stats.on_change.append(PositionTicker(node).changed)
     node.bus.on_revocation = lambda raw: revocation.announced(raw, node.connections)
 
@@ -82,6 +85,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         _supervise("heartbeat", sweeper.heartbeat()),
         _supervise("relay-events", follow_relay_events(node)),
         _supervise("configure", _configure_when_ready(node)),
+        _supervise("kiosk-seen", node.fleet.touch_forever(node.local_kiosks)),
     ]
     app[TASKS] = tasks
     log.info("signaling node %s up", node.settings.node_id)

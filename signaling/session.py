@@ -247,6 +247,10 @@ class Connection:
     def observe(self, name: str, ms: float) -> None:
         self.node.metrics.observe(name, ms)
 
+    async def record_health(self, report: dict[str, Any]) -> None:
+        assert self.principal is not None
+        await self.node.fleet.record_health(self.principal.id, report)
+
     async def stats_snapshot(self) -> dict[str, Any]:
         return await self.node.stats.snapshot()
 
@@ -326,6 +330,10 @@ class Connection:
             await self._flush_and_close(CLOSE_SLOW)
             return False
         self.node.connections.add(self)
+        if self.principal.role == "kiosk":  # the fleet's last seen, and its token's expiry
+            self.node.spawn(self.node.fleet.seen([self.principal.id],
+                                                 token_exp=self.principal.exp),
+                            f"seen {self.client_id}")
         log.info("client %s: connected (session %s, %s)", self.client_id, self.session_id,
                  "resumed" if resumed else "new")
         return True
@@ -464,6 +472,9 @@ class Connection:
         if self.principal is None or not self.node.bus.detach(self.client_id, self):
             return
         log.info("client %s: disconnected (session %s)", self.client_id, self.session_id)
+        if self.principal.role == "kiosk":
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.node.fleet.seen([self.principal.id])
         try:
             await dispatch.on_disconnect(self)
         except REDIS_ERRORS as exc:

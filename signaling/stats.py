@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from signaling.fleet import FleetService
 from signaling.ledger import Ledger, summarise
 from signaling.recorder import Recorder
 from signaling.report import day_start_ms
@@ -128,6 +129,8 @@ class StatsService:
         self.watchers: dict[int, Push] = {}
         # Called with the (event, call id) pairs of each batch of routing events.
         self.on_change: list[Callable[[list[tuple[str, str]]], Awaitable[None]]] = []
+        # The tablet fleet, carried in the snapshot as ``fleet`` (PROTOCOL.md section 14).
+        self.fleet: FleetService | None = None
 
     def wait_estimate(self, language: str, position: int, available: int,
                       serving: float) -> WaitEstimate:
@@ -145,10 +148,15 @@ class StatsService:
         return summarise(self.ledger.records.values(), day=day, tz=self.tz,
                          service_level_s=self.settings.service_level_s)
 
-    async def snapshot(self) -> dict[str, Any]:
-        """The full ``stats`` payload."""
+    async def snapshot(self, *, fleet: bool = True) -> dict[str, Any]:
+        """The full ``stats`` payload (without the fleet when only interpreters' consoles,
+        which do not show it, are to be told)."""
         live = await live_state(self.redis, self.settings, self.catalogue)
-        return {"at_ms": now_ms(), **live, "today": self.today()}
+        snap = {"at_ms": now_ms(), **live, "today": self.today()}
+        if fleet and self.fleet is not None:
+            snap["fleet"] = await self.fleet.entries(fresh=False)
+            snap["fleet_open"] = self.fleet.open_wards(snap["fleet"])
+        return snap
 
     async def load_today(self) -> None:
         """Fold everything since the start of today (and the day before, for open calls)."""
@@ -207,7 +215,7 @@ class StatsService:
                 pushes += self.watchers.values()
                 last_watch = loop.time()
             if pushes:
-                snap = await self.snapshot()
+                snap = await self.snapshot(fleet=bool(self.subscribers))
                 for push in pushes:
                     await push(snap)
             self.ledger.forget_before(now_ms() - 2 * 86_400_000)

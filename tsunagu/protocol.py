@@ -12,6 +12,8 @@ from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from tsunagu.fleet import HealthError, check_health
+
 MAX_CHAT = 2000
 MAX_SDP = 60_000
 MAX_RID = 64
@@ -146,11 +148,20 @@ class CallRate(Message):
     MAX_SCORE: ClassVar[int] = 5
 
 
+@dataclass(frozen=True, slots=True)
+class KioskHealth(Message):
+    """PROTOCOL.md section 14: the kiosk's health, checked by ``tsunagu.fleet.check_health``
+    (``report`` holds only the section's fields)."""
+
+    TYPE: ClassVar[str] = "kiosk.health"
+    report: dict[str, Any]
+
+
 MESSAGES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (Hello, CallRequest, CallCancel, PresenceSet, CallAccept, CallDecline,
                 CallTransfer, CallHangup, MediaOffer, ChatSend, StatsSubscribe, StatsUnsubscribe,
-                CallRate)
+                CallRate, KioskHealth)
 }
 
 # Which roles may send which message (hello is handled before a role exists).
@@ -167,6 +178,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "stats.subscribe": frozenset({"supervisor", "admin"}),
     "stats.unsubscribe": frozenset({"supervisor", "admin"}),
     "call.rate": frozenset({"kiosk"}),
+    "kiosk.health": frozenset({"kiosk"}),
 }
 
 _LIMITS = {"text": MAX_CHAT, "sdp": MAX_SDP, "procedure": 200, "language": 32, "call_id": 64,
@@ -192,6 +204,11 @@ def parse_message(raw: str | bytes) -> Message:
     cls = MESSAGES.get(type_) if isinstance(type_, str) else None
     if cls is None:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"unknown type {type_!r:.40}", rid)
+    if cls is KioskHealth:  # nested objects and numbers: checked by its own rules
+        try:
+            return KioskHealth(rid=rid, report=check_health(data))
+        except HealthError as exc:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), rid) from None
     kwargs: dict[str, Any] = {"rid": rid}
     for f in fields(cls):
         if f.name == "rid":

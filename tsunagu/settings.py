@@ -7,11 +7,12 @@ import ipaddress
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tsunagu import tokens
+from tsunagu.opening_hours import OpeningHours, OpeningHoursError
 from tsunagu.redis_keys import Keys
 
 MIN_SECRET_BYTES = 32
@@ -88,6 +89,10 @@ class SignalingSettings:
     keys: Keys = field(default_factory=Keys)
     node_id: str = field(default_factory=lambda: "n_" + secrets.token_hex(4))
     timezone: str = "Asia/Tokyo"
+    # the fleet's opening hours and holidays (tsunagu/opening_hours.py, docs/fleet.md)
+    opening_hours: OpeningHours = field(default_factory=OpeningHours)
+    # how often a node marks its connected kiosks as seen (the fleet's last seen)
+    kiosk_seen_interval_s: float = 30.0
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_issuer: str = "tsunagu"
     jwt_audience: str = "tsunagu"
@@ -138,6 +143,9 @@ class SignalingSettings:
     scrypt_n: int = field(default_factory=lambda: int(os.environ.get("TSUNAGU_SCRYPT_N") or 2**17))
 
     def __post_init__(self) -> None:
+        if self.opening_hours.timezone != self.timezone:  # one zone for dates and hours
+            object.__setattr__(self, "opening_hours",
+                               replace(self.opening_hours, timezone=self.timezone))
         if not 0 < self.staff_token_ttl_s <= tokens.STAFF_MAX_LIFETIME_S:
             raise ConfigError("TSUNAGU_STAFF_TOKEN_TTL_S must be 1 to "
                               f"{tokens.STAFF_MAX_LIFETIME_S} s")
@@ -154,8 +162,14 @@ class SignalingSettings:
                  **overrides: Any) -> SignalingSettings:
         """Build settings from ``TSUNAGU_*`` variables, then apply ``overrides``."""
         env = os.environ
+        timezone = overrides.get("timezone") or env.get("TSUNAGU_TIMEZONE", "Asia/Tokyo")
+        try:
+            opening_hours = OpeningHours.from_env(env, timezone)
+        except OpeningHoursError as exc:
+            raise ConfigError(str(exc)) from None
         values: dict[str, Any] = {
             "secret": load_secret(data_dir, create=create_secret),
+            "opening_hours": opening_hours,
             "ice_servers": parse_ice_servers(env.get("TSUNAGU_ICE_SERVERS")),
             "turn_secret": env.get("TSUNAGU_TURN_SECRET") or None,
             "timezone": env.get("TSUNAGU_TIMEZONE", "Asia/Tokyo"),
@@ -212,6 +226,7 @@ _NUMERIC_ENV: dict[str, Any] = {
     "events_retention_days": int,
     "events_max_entries": int,
     "record_retention_days": int,
+    "kiosk_seen_interval_s": float,
 }
 
 # A starting node rebuilds records from the events of the last few days (signaling/recorder.py):

@@ -93,6 +93,33 @@ const TEXT = {
   "state.queued": { ja: "待ち", en: "Queued" },
   "state.connecting": { ja: "接続中", en: "Connecting" },
   "state.connected": { ja: "通話中", en: "Connected" },
+  "tab.live": { ja: "運用状況", en: "Service" },
+  "tab.fleet": { ja: "タブレット", en: "Tablets" },
+  "fleet.title": { ja: "タブレットの状態", en: "Tablet fleet" },
+  "fleet.summary": { ja: "赤 {red}台・黄 {amber}台・緑 {green}台", en: "{red} red, {amber} amber, {green} green" },
+  "fleet.none": { ja: "登録されたタブレットはありません", en: "No tablets registered" },
+  "col.status": { ja: "評価", en: "Rating" },
+  "col.kiosk": { ja: "端末", en: "Tablet" },
+  "col.reasons": { ja: "理由", en: "Reasons" },
+  "col.last_seen": { ja: "最終接続", en: "Last seen" },
+  "col.last_test": { ja: "最終テスト", en: "Last test" },
+  "col.test_now": { ja: "テスト", en: "Test" },
+  "status.green": { ja: "良好", en: "Green" },
+  "status.amber": { ja: "注意", en: "Amber" },
+  "status.red": { ja: "要対応", en: "Red" },
+  "seen.online": { ja: "接続中", en: "Online" },
+  "seen.never": { ja: "接続なし", en: "Never" },
+  "test.never": { ja: "未実施", en: "Not tested" },
+  "test.passed": { ja: "合格", en: "Passed" },
+  "test.failed": { ja: "不合格", en: "Failed" },
+  "test.now": { ja: "今すぐテスト", en: "Test now" },
+  "test.sending": { ja: "送信中…", en: "Sending…" },
+  "test.started": { ja: "テスト通話を始めました", en: "Test call started" },
+  "test.not_found": { ja: "その端末は登録されていません", en: "No such tablet" },
+  "test.conflict": { ja: "オフラインか通話中のためテストできません", en: "Offline or in a call: cannot test now" },
+  "test.error": { ja: "テストできません（{code}）", en: "Cannot test ({code})" },
+  "test.lost": { ja: "接続が切れました。もう一度押してください", en: "Connection lost: press again" },
+  "alarm.kiosk": { ja: "タブレット {ward} {counter}番窓口（{id}）: {reason}", en: "Tablet at {ward} counter {counter} ({id}): {reason}" },
 };
 
 const t = makeText(TEXT);
@@ -111,6 +138,11 @@ const ui = {
   dayCount: $("#day-count"),
   dayFilter: $("#day-filter"),
   announce: $("#announce"),
+  main: $("#main"),
+  fleet: $("#fleet"),
+  fleetSection: $("#fleet-section"),
+  fleetSummary: $("#fleet-summary"),
+  fleetRed: $("#fleet-red"),
 };
 
 const state = {
@@ -119,6 +151,9 @@ const state = {
   skew: 0, // server clock - local clock, ms
   languages: [],
   alarms: new Set(),
+  redKiosks: new Set(), // red during opening hours, as of the last snapshot
+  testResults: new Map(), // kiosk id -> {result, text} of the last "test now"
+  fleetKey: "",
 };
 
 const serverNow = () => Date.now() + state.skew;
@@ -235,10 +270,134 @@ function renderAlerts(snap, alarms, slS) {
       : t("alarm.long", { language: languageName(l.code), t: formatDuration(l.oldest_wait_s || 0) });
     items.push(el("li", { class: "alert-item", "data-language": l.code }, bilingual(text)));
   }
+  const kiosks = fleetAlerts(snap);
+  items.push(...kiosks);
   if (!items.length) items.push(el("li", { class: "empty" }, bilingual(t("alerts.none"))));
   ui.alerts.replaceChildren(...items);
-  ui.alerts.dataset.count = String(alarms.size);
+  ui.alerts.dataset.count = String(alarms.size + kiosks.length);
   void slS;
+}
+
+// --- the tablet fleet (PROTOCOL.md section 14) ----------------------------------
+
+/** "カメラが暗すぎます / camera too dark" -> {ja, en}. */
+function splitReason(reason) {
+  const at = String(reason).indexOf(" / ");
+  return at < 0 ? { ja: reason, en: reason } : { ja: reason.slice(0, at), en: reason.slice(at + 3) };
+}
+
+/** An alert per kiosk that is red while its ward is open; newly red ones are announced. */
+function fleetAlerts(snap) {
+  const open = snap.fleet_open || {};
+  const red = (snap.fleet || []).filter((k) => k.status === "red" && open[k.ward]);
+  const now = new Set(red.map((k) => k.kiosk_id));
+  const fresh = red.filter((k) => !state.redKiosks.has(k.kiosk_id));
+  state.redKiosks = now;
+  const items = red.map((k) => {
+    const reason = splitReason(k.reasons[0] || "");
+    const vars = { ward: k.ward, counter: k.counter, id: k.kiosk_id };
+    const text = { ja: t("alarm.kiosk", { ...vars, reason: reason.ja }).ja, en: t("alarm.kiosk", { ...vars, reason: reason.en }).en };
+    const item = el("li", { class: "alert-item", "data-kiosk-alert": k.kiosk_id }, bilingual(text));
+    item.addEventListener("click", () => showTab("fleet"));
+    return item;
+  });
+  if (fresh.length) {
+    ui.announce.textContent = fresh.map((k) => {
+      const reason = splitReason(k.reasons[0] || "");
+      const a = t("alarm.kiosk", { ward: k.ward, counter: k.counter, id: k.kiosk_id, reason: reason.ja });
+      return a.ja;
+    }).join("。");
+  }
+  return items;
+}
+
+function clock(ms) {
+  const d = new Date(ms);
+  const today = dateFormat.format(new Date(serverNow())) === dateFormat.format(d);
+  const opts = today ? { hour: "2-digit", minute: "2-digit" } : { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" };
+  return d.toLocaleString("ja-JP", { timeZone: TIME_ZONE, ...opts });
+}
+
+function statusBadge(status) {
+  return el("span", { class: "status-badge", "data-status": status }, `${t(`status.${status}`).ja} / ${t(`status.${status}`).en}`);
+}
+
+function lastTestCell(test) {
+  if (!test) return bilingual(t("test.never"));
+  const verdict = t(test.ok ? "test.passed" : "test.failed");
+  const figures = [`${fmtNum(test.fps_out, 0)}/${fmtNum(test.fps_in, 0)} fps`, `${fmtNum(test.rtt_ms, 0)} ms`,
+    `${fmtNum(test.loss_pct)}%`, `${fmtNum((test.setup_ms || 0) / 1000)} s`].join(" · ");
+  return el("span", { "data-field": "last-test", "data-ok": String(Boolean(test.ok)) },
+    `${test.ok ? "✓" : "✗"} ${verdict.ja} / ${verdict.en} ${clock(test.at_ms)}`, el("br"),
+    el("span", { class: "hint" }, figures));
+}
+
+function fleetRow(k) {
+  const reasons = k.reasons.length
+    ? el("ul", { class: "reasons" }, ...k.reasons.map((r) => el("li", { "data-reason": "" }, r)))
+    : "–";
+  const seen = k.online ? bilingual(t("seen.online"))
+    : (k.last_seen_ms ? clock(k.last_seen_ms) : bilingual(t("seen.never")));
+  const button = el("button", { type: "button", "data-action": "test-kiosk", "data-kiosk-id": k.kiosk_id }, bilingual(t("test.now")));
+  button.addEventListener("click", () => testKiosk(k.kiosk_id));
+  const result = el("span", { class: "test-result", "data-role": "test-result", role: "status" });
+  const shown = state.testResults.get(k.kiosk_id);
+  if (shown) {
+    result.dataset.result = shown.result;
+    result.dataset.code = shown.code;
+    setBilingual(result, shown.text);
+  }
+  return el("tr", { "data-kiosk": k.kiosk_id, "data-status": k.status, "data-ward": k.ward, "data-counter": k.counter },
+    el("td", {}, statusBadge(k.status)), el("td", {}, k.ward), el("td", {}, k.counter),
+    el("td", {}, k.kiosk_id), el("td", { "data-field": "reasons" }, reasons),
+    el("td", { "data-field": "last-seen" }, seen), el("td", {}, lastTestCell(k.last_test)),
+    el("td", {}, button, result));
+}
+
+function renderFleet(snap, force = false) {
+  const fleet = Array.isArray(snap.fleet) ? snap.fleet : null;
+  if (!fleet) return;
+  const key = JSON.stringify(fleet);
+  if (!force && key === state.fleetKey) return; // redraw only on change (keeps focus)
+  state.fleetKey = key;
+  const n = { red: 0, amber: 0, green: 0 };
+  for (const k of fleet) n[k.status] = (n[k.status] || 0) + 1;
+  setBilingual(ui.fleetSummary, t("fleet.summary", n));
+  ui.fleetRed.textContent = String(n.red);
+  ui.fleetRed.hidden = n.red === 0;
+  const rows = fleet.map(fleetRow);
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colSpan: 8, class: "empty" }, bilingual(t("fleet.none")))));
+  ui.fleet.replaceChildren(...rows);
+}
+
+/** "Test now": kiosk.test over the WebSocket; the reply (ack or error) is said plainly. */
+async function testKiosk(kioskId) {
+  const show = (result, code, text) => {
+    state.testResults.set(kioskId, { result, code, text });
+    const cell = ui.fleet.querySelector(`[data-kiosk="${CSS.escape(kioskId)}"] [data-role="test-result"]`);
+    if (cell) {
+      cell.dataset.result = result;
+      cell.dataset.code = code;
+      setBilingual(cell, text);
+    }
+  };
+  show("sending", "", t("test.sending"));
+  try {
+    await state.client.request("kiosk.test", { kiosk_id: kioskId });
+    show("ack", "ack", t("test.started"));
+  } catch (err) {
+    if (!err.code || err.code === "disconnected") { show("error", "disconnected", t("test.lost")); return; }
+    const key = `test.${err.code}`;
+    show("error", err.code, TEXT[key] ? t(key) : t("test.error", { code: err.code }));
+  }
+}
+
+function showTab(name) {
+  ui.main.dataset.tab = name;
+  ui.fleetSection.hidden = name !== "fleet";
+  for (const b of document.querySelectorAll("[data-tab]")) {
+    if (b.tagName === "BUTTON") b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  }
 }
 
 function interpreterName(id, snap) {
@@ -362,6 +521,7 @@ function render() {
   renderCalls(snap);
   renderInterpreters(snap);
   renderChart(snap);
+  renderFleet(snap);
   const time = new Date(snap.at_ms || Date.now()).toLocaleTimeString("ja-JP", { timeZone: TIME_ZONE });
   setBilingual(ui.updated, t("updated", { time }));
   ui.updated.classList.add("inline");
@@ -511,6 +671,9 @@ function downloadReport(month, format) {
 // --- wiring ------------------------------------------------------------------
 
 applyText(t);
+for (const b of document.querySelectorAll("button[data-tab]")) {
+  b.addEventListener("click", () => showTab(b.dataset.tab));
+}
 ui.dayFilter.addEventListener("change", renderDay);
 ui.dayFilter.addEventListener("submit", (ev) => ev.preventDefault());
 const csvForm = $("#csv");

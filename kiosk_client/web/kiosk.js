@@ -12,6 +12,7 @@ import { MediaLeg, getLocalMedia, mediaErrorKind } from "/static/common/tsunagu-
 import { ChatPanel, applyText, formatDuration, makeText, setBilingual } from "/static/common/tsunagu-ui.js";
 import { phrase, tagFor } from "/static/kiosk/i18n/index.js";
 import { Cue } from "/static/kiosk/cue.js";
+import { HealthReporter } from "/static/kiosk/health.js";
 import { pictogram } from "/static/kiosk/pictograms.js";
 import { RATING_MS, SCORES, ratingOffered } from "/static/kiosk/rating.js";
 
@@ -453,6 +454,7 @@ async function ensureLocalMedia() {
     state.stream = null;
     showMediaProblem(mediaErrorKind(err));
   }
+  health.checkAndReport(); // a camera check: the fleet hears how it went
   return state.stream;
 }
 
@@ -617,6 +619,10 @@ applyText(t);
 const cue = new Cue($("#cue"), $("#cue-text"), CUE_MS);
 const client = new TsunaguClient({ token: storedToken, sessionKey: "tsunagu.kiosk.session", stopWhenReplaced: true });
 const leg = new MediaLeg(client, { remoteVideo: ui.remote });
+// kiosk.health on connect, every 5 minutes and after each camera check (health.js)
+const health = new HealthReporter(client, { currentStream: () => state.stream });
+leg.addEventListener("quality", (ev) => health.noteQuality(ev.detail));
+health.start();
 const chat = new ChatPanel({
   form: $("#chat-form"),
   input: $("textarea[name=chat]"),
@@ -706,7 +712,7 @@ document.addEventListener("pointerdown", () => cue.unlock(), { capture: true });
 state.tick = setInterval(renderElapsed, 1000);
 
 // For tests and kiosk management tools: the live objects, no secrets.
-window.tsunagu = { client, leg, state, cue, timings };
+window.tsunagu = { client, leg, state, cue, timings, health };
 
 if (!storedToken()) showError("error.no_token");
 else client.start();

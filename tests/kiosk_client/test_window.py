@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import os
 import re
 import select
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+import redis.asyncio as aioredis
 
 from interpreter_console.bot import AnsweringBot
 from kiosk_client.screen import Button, ScreenState, View, render
@@ -36,6 +38,7 @@ from kiosk_client.session import end_message, languages_of
 from kiosk_client.typeface import Typeface
 from tests.support.service import Service
 from tsunagu.languages import load_catalogue
+from tsunagu.redis_keys import Keys
 from tsunagu.settings import BotSettings
 
 pytestmark = pytest.mark.webrtc
@@ -174,7 +177,8 @@ async def until(check: Callable[[], Awaitable[bool]], within_s: float, what: str
 
 @pytest.mark.timeout(60)
 async def test_the_full_screen_window_places_a_call_by_touch_and_hangs_up(
-        loopback_only: None, xvfb: str, service: Service, tmp_path: Path) -> None:
+        loopback_only: None, xvfb: str, service: Service, tmp_path: Path,
+        redis: aioredis.Redis) -> None:
     service.add_interpreter("bot1", "pw-bot1-secret", "jsl,en")
     token_file = tmp_path / "kiosk.token"
     token_file.write_text(service.add_kiosk("k-window") + "\n")
@@ -275,6 +279,14 @@ async def test_the_full_screen_window_places_a_call_by_touch_and_hangs_up(
         assert record.media["received"]["video"]["frames"] > 0  # the kiosk's camera reached it
         await until(lambda: showing(ended, [back]), 10, "no call-ended screen", explain)
         save(shown, "ended")
+
+        # The fleet heard from it (kiosk.health on connect): the X screen's size, its app.
+        health = json.loads(await redis.get(Keys().kiosk_health("k-window")) or "null")
+        assert health is not None, explain()
+        assert health["app"]["kind"] == "python" and health["screen"] == {"w": WIDTH,
+                                                                          "h": HEIGHT}
+        assert health["camera"] == "unknown"  # the synthetic picture is no camera
+        assert health["microphone"] == "ok"  # the synthetic tone
 
         # Esc closes the app cleanly.
         await screen.xdotool("key", "Escape")
