@@ -18,9 +18,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from signaling.fleet_rollup import add_availability
 from tsunagu import fleet
 from tsunagu.protocol import now_ms
 from tsunagu.settings import SignalingSettings
@@ -134,6 +136,23 @@ class FleetService:
                 token_exp_ms=int(exp) if exp else None,
                 open_now=hours.is_open(ward, now)), now, self.tz))
         return fleet.ordered(out)
+
+    async def sample_availability(self, now: int | None = None) -> int:
+        """Count the current minute of every kiosk whose ward is open: as open time, and as
+        up time when it is connected (the report's availability, signaling/fleet_rollup.py).
+        Once per minute across the nodes (a claim key); how many kiosks were counted."""
+        now = now_ms() if now is None else now
+        minute = now // 60_000
+        if not await self.redis.set(self.keys.fleet_sample(minute), "1", nx=True, ex=600):
+            return 0
+        hours, counted = self.settings.opening_hours, 0
+        day = datetime.fromtimestamp(now / 1000, self.tz).date()
+        for e in await self.entries(fresh=False):
+            if hours.is_open(e["ward"], now):
+                await add_availability(self.redis, self.keys, day, e["kiosk_id"], open_s=60,
+                                       up_s=60 if e["online"] else 0)
+                counted += 1
+        return counted
 
     def open_wards(self, entries: list[dict[str, Any]]) -> dict[str, bool]:
         """Whether each ward of ``entries`` is in its opening hours now (the supervisor page

@@ -30,6 +30,7 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 
 HEARTBEAT_S = 1.0
 SWEEP_BUDGET_S = 0.5
+FLEET_SAMPLE_S = 20.0  # each minute's availability claim is tried a few times, counted once
 
 
 class Sweeper:
@@ -41,6 +42,7 @@ class Sweeper:
         self._renew = node.redis.register_script(_RENEW)
         self._last_liveness = 0.0
         self._last_retention = -math.inf
+        self._last_sample = -math.inf
 
     async def run(self) -> None:
         interval = self.node.settings.sweep_interval_s
@@ -57,6 +59,9 @@ class Sweeper:
                     if loop.time() - self._last_retention > self.node.settings.retention_every_s:
                         self._last_retention = loop.time()
                         await self.sweep_retention()
+                    if loop.time() - self._last_sample >= FLEET_SAMPLE_S:
+                        self._last_sample = loop.time()
+                        await self.node.fleet.sample_availability()
                 if liveness_due:
                     self._last_liveness = loop.time()
             except REDIS_ERRORS as exc:

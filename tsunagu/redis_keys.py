@@ -57,6 +57,7 @@ PARTS: dict[str, str] = {
     "records_upto": "records_upto",
     "rating_pending": "rpending",
     "fleet_day": "fleet_day",
+    "fleet_sample": "fleet_sample",
 }
 
 
@@ -290,3 +291,9 @@ class Keys:
         the kiosk was connected), ``<kiosk>|tests`` and ``<kiosk>|passed`` (test calls), each
         added with HINCRBY (signaling/fleet_rollup.py). Kept as long as the call records."""
         return self._key("fleet_day", day)
+
+    def fleet_sample(self, minute: int) -> str:
+        """STRING claim of one minute (epoch minutes) of the fleet's availability sample:
+        the node that sets it counts that minute, so a sweep lease handover counts no minute
+        twice. TTL 10 minutes."""
+        return self._key("fleet_sample", str(minute))

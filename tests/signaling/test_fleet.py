@@ -9,15 +9,20 @@ import json
 import re
 import time
 from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from signaling.accounts import Accounts
+from signaling.fleet import FleetService
+from signaling.fleet_rollup import load_fleet
 from tests.signaling.test_server import make_settings
 from tests.support.stack import running
+from tsunagu import store
 from tsunagu.client import ServerError
 from tsunagu.fleet import DAY_MS
 from tsunagu.opening_hours import OpeningHours, parse_schedule
@@ -184,3 +189,29 @@ async def test_health_is_acked_stored_rated_and_kept_across_a_restart(
         assert re.fullmatch(r"(\d\d/\d\d )?\d\d:\d\d から接続がありません（開庁時間中） / "
                             r"not seen since (\d\d/\d\d )?\d\d:\d\d during opening hours",
                             entries["k1"]["reasons"][0])
+
+
+async def test_availability_is_sampled_once_a_minute_for_the_report(
+        redis_server: RedisServer, redis: aioredis.Redis) -> None:
+    """Each minute of opening hours counts once per kiosk (whichever node claims it), as up
+    time only while the kiosk is connected: the report's availability per kiosk."""
+    settings = fleet_settings(redis_server)
+    async with running(settings) as stack:
+        k1_token = await stack.add_kiosk("k1", ward="北区", counter="3")
+        await stack.add_kiosk("k2", ward="南区", counter="5")  # never connects
+        await stack.client(k1_token)
+        service = FleetService(store.connect(redis_server.url), settings)
+        # a minute long past, so the nodes' own sampler (which claims the current minute)
+        # cannot have counted it
+        at = int(datetime(2026, 11, 2, 10, 0, 30, tzinfo=ZoneInfo(settings.timezone))
+                 .timestamp() * 1000)
+        assert await service.sample_availability(at) == 2
+        assert await service.sample_availability(at + 20_000) == 0  # the same minute
+        assert await service.sample_availability(at + 60_000) == 2
+        month = {m.kiosk: m for m in await load_fleet(redis, settings.keys,
+                                                      [date(2026, 11, 2)])}
+        assert (month["k1"].open_s, month["k1"].up_s) == (120, 120)
+        assert (month["k2"].open_s, month["k2"].up_s) == (120, 0)
+        assert month["k1"].availability_pct == 100.0 and month["k2"].availability_pct == 0.0
+        assert month["k1"].ward == "北区"
+        await service.redis.aclose()
