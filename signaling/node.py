@@ -17,6 +17,7 @@ from signaling.media import RelayPool
 from signaling.metrics import Metrics
 from signaling.routing import Router
 from signaling.stats import StatsService
+from signaling.test_calls import TestCalls
 from signaling.throttle import LoginThrottle
 from tsunagu.languages import Language
 from tsunagu.settings import SignalingSettings
@@ -40,6 +41,7 @@ class Node:
     catalogue: tuple[Language, ...]
     throttle: LoginThrottle
     limits: Limits
+    tests: TestCalls
     proxies: frozenset[str] = frozenset()
     preauth: dict[str, int] = field(default_factory=dict)  # sockets before hello, by address
     metrics: Metrics = field(default_factory=lambda: Metrics())

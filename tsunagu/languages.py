@@ -20,6 +20,10 @@ class Language:
         return asdict(self)
 
 
+# The kiosks' daily test call (PROTOCOL.md section 14): answered by the answering bot only, in
+# no catalogue, no person's language, and never counted in the statistics.
+TEST_LANGUAGE = "test"
+
 DEFAULT_CATALOGUE: tuple[Language, ...] = (
     Language("jsl", "日本手話", "Japanese Sign Language", "日本手話", "sign"),
     Language("en", "English", "English", "英語", "spoken"),
@@ -38,4 +42,7 @@ def load_catalogue(path: str | None) -> tuple[Language, ...]:
     if not path:
         return DEFAULT_CATALOGUE
     items = json.loads(Path(path).read_text(encoding="utf-8"))
-    return tuple(Language(**item) for item in items)
+    catalogue = tuple(Language(**item) for item in items)
+    if any(lang.code == TEST_LANGUAGE for lang in catalogue):
+        raise ValueError(f"{path}: the code {TEST_LANGUAGE!r} is reserved for test calls")
+    return catalogue

@@ -54,6 +54,9 @@ PARTS: dict[str, str] = {
     "kiosk_test": "ktest",
     "records": "records",
     "record_days": "record_days",
+    "test_day": "ktday",
+    "test_run": "ktrun",
+    "test_clock": "test_clock",
 }
 
 
@@ -267,3 +270,23 @@ class Keys:
         """ZSET of the days (YYYY-MM-DD, UTC) that have a records hash -> that day's UTC
         midnight in epoch seconds; retention deletes the oldest."""
         return self._key("record_days")
+
+    # -- test calls (PROTOCOL.md section 14, docs/testcall.md) ----------------
+    # A kiosk's test time is the ``test_at`` field ("HH:MM") of its ``kiosk`` hash.
+    def test_day(self, kiosk_id: str, day: str) -> str:
+        """HASH: the scheduler's state of a kiosk's test on one local day (YYYY-MM-DD):
+        ver (bumped by every change: nodes claim by compare-and-set), tries, next_ms,
+        sent_ms, test_id, done. TTL 2 days."""
+        return self._key("test_day", kiosk_id, day)
+
+    def test_run(self, test_id: str) -> str:
+        """HASH of one test: kiosk, source (scheduled|manual), day, sent_ms, call_id,
+        requested_ms, and what the bot reported receiving (bot_video, bot_audio, bot_fps,
+        bot_at_ms). TTL 1 h."""
+        return self._key("test_run", test_id)
+
+    @property
+    def test_clock(self) -> str:
+        """STRING, TEST ONLY (read only when TSUNAGU_TEST_CLOCK=1): ms added to the test-call
+        scheduler's clock."""
+        return self._key("test_clock")
