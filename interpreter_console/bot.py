@@ -155,7 +155,10 @@ class AnsweringBot:
         leg = self.leg = self._media_leg(connected) if self.config.media else None
         try:
             if leg is not None:
-                await leg.start()
+                try:
+                    await leg.start()
+                except ServerError as exc:  # a call ended before its media: wait for the end
+                    log.info("call %s: media offer refused (%s)", record.call_id, exc.code)
             ended = await self._until_end(record.call_id, leg,
                                           test=record.language == TEST_LANGUAGE)
         finally:

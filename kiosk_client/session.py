@@ -19,7 +19,8 @@ import av
 from aiortc.mediastreams import MediaStreamTrack
 
 from kiosk_client.screen import Language, ScreenState
-from tsunagu.client import Message, SignalingClient
+from kiosk_client.test_call import run_test_call
+from tsunagu.client import Message, ServerError, SignalingClient
 from tsunagu.endpoint.leg import MediaLeg
 from tsunagu.protocol import ProtocolError
 from tsunagu.server_messages import (
@@ -28,6 +29,7 @@ from tsunagu.server_messages import (
     CallPosition,
     CallQueued,
     Chat,
+    KioskTestDue,
     MediaFailed,
     parse_server_message,
 )
@@ -35,7 +37,7 @@ from tsunagu.server_messages import (
 log = logging.getLogger(__name__)
 
 PUSHED = ("call.queued", "call.position", "call.connected", "call.ended", "media.failed",
-          "chat", "_closed", "_reconnected")
+          "chat", "kiosk.test_due", "_closed", "_reconnected")
 
 END_MESSAGES: dict[str, tuple[str, str]] = {
     "hangup": ("通話が終わりました。", "The call has ended."),
@@ -95,6 +97,19 @@ class KioskSession:
         self._tracks: list[MediaStreamTrack] = []
         self._early: list[Message] = []
         self._adopt = False
+        self._test: asyncio.Task[Any] | None = None  # the test call running, if any
+        self.test_results: list[dict[str, Any]] = []  # what this kiosk's test calls reported
+
+    @property
+    def testing(self) -> bool:
+        """A test call is running (the screen shows 点検中 / Self-check, not a call)."""
+        return self._test is not None and not self._test.done()
+
+    @property
+    def idle(self) -> bool:
+        """No call live and no test running: a ``kiosk.test_due`` may place the test call."""
+        return not self.testing and (self.state is ScreenState.HOME
+                                     or (self.state is ScreenState.ENDED))
 
     def _set_state(self, state: ScreenState) -> None:
         if state is not self.state:
@@ -125,6 +140,8 @@ class KioskSession:
             log.warning("kiosk call %s: unreadable %s (%s)", self.call_id, msg["type"], exc)
             return
         match typed:
+            case KioskTestDue(test_id=test_id):
+                self._test_due(test_id)
             case CallQueued() | CallPosition():
                 self.position = typed.position
                 self.estimated_wait_s = typed.estimated_wait_s
@@ -150,6 +167,31 @@ class KioskSession:
                 self._set_state(ScreenState.WAITING)
             case CallEnded(reason=reason):
                 await self._ended(reason)
+
+    def _test_due(self, test_id: str) -> None:
+        if not self.idle:
+            log.info("kiosk: test %s skipped (busy); the server tries again", test_id)
+            return
+        async def run() -> None:
+            try:
+                self.test_results.append(await run_test_call(self, test_id))
+            except (ServerError, TimeoutError, ConnectionError) as exc:
+                log.warning("kiosk: test %s not completed (%s)", test_id, exc)
+            finally:
+                self.home()
+
+        self._test = asyncio.create_task(run(), name=f"test-call {test_id}")
+        self.changed.set()
+
+    async def stop_test(self) -> None:
+        """End a running test call unreported (a resident tapped a language)."""
+        task, self._test = self._test, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self._stop_media()  # its call.ended may come after our next call began
+            log.info("kiosk: test call ended for a resident's call")
 
     def _ours(self, msg: Message) -> bool:
         """Whether ``msg`` is about our call; keep messages that may be (see request_call)."""
@@ -185,9 +227,12 @@ class KioskSession:
                         type(exc).__name__)
 
     async def _ended(self, reason: str | None) -> None:
+        call_id = self.call_id
         self.end_reason = reason
         self.message = end_message(reason)
         await self._stop_media()
+        if call_id is not None and self.call_id is None:
+            return  # sent home meanwhile (a finished test call): stay there
         self._set_state(ScreenState.ENDED)
 
     async def _stop_media(self) -> None:
@@ -200,11 +245,18 @@ class KioskSession:
         for track in self._tracks:
             track.stop()
 
-    async def request_call(self, language: str, priority: str = "normal") -> Message:
-        """Ask for an interpreter; returns ``call.queued``."""
+    async def request_call(self, language: str, priority: str = "normal",
+                           test_id: str | None = None) -> Message:
+        """Ask for an interpreter; returns ``call.queued``. A resident's call ends a running
+        test call first (a real call wins); ``test_id``: the test call itself."""
+        if test_id is None and self.testing:
+            await self.stop_test()
         self.leg, self._tracks, self.chat, self.end_reason = None, [], [], None
         self.language = language
-        queued = await self.client.request("call.request", language=language, priority=priority)
+        fields: dict[str, Any] = {"language": language, "priority": priority}
+        if test_id is not None:
+            fields["test_id"] = test_id
+        queued = await self.client.request("call.request", **fields)
         self.call_id = str(queued["call_id"])
         await self.handle(queued)
         early, self._early = self._early, []

@@ -13,6 +13,7 @@ import { ChatPanel, applyText, formatDuration, makeText, setBilingual } from "/s
 import { phrase, tagFor } from "/static/kiosk/i18n/index.js";
 import { Cue } from "/static/kiosk/cue.js";
 import { pictogram } from "/static/kiosk/pictograms.js";
+import { SelfCheck } from "/static/kiosk/selfcheck.js";
 
 const TOKEN_KEY = "tsunagu.kiosk.token";
 const ENDED_HOME_MS = 6000;
@@ -333,6 +334,9 @@ async function requestCall(code) {
   setState("waiting");
   renderWaiting();
   announce("waiting.title");
+  try {
+    await selfCheck.cancel(); // a resident's call wins over the daily test call
+  } catch { /* the test call is gone either way */ }
   ensureLocalMedia(); // ask for the camera now, not when the interpreter is already there
   try {
     const reply = await client.request("call.request", { language: code });
@@ -345,6 +349,7 @@ async function requestCall(code) {
 }
 
 function onQueued(msg) {
+  if (selfCheck.owns(msg.call_id)) return; // the test call: no screen of its own
   // The resident already pressed cancel (while the request or the cancel
   // itself was in flight, or the network was down): finish the job.
   if (state.cancelIds.has(msg.call_id) || (state.cancelNext && Date.now() - state.cancelNext < 30000)) {
@@ -375,6 +380,7 @@ function onQueued(msg) {
 }
 
 function onPosition(msg) {
+  if (selfCheck.owns(msg.call_id)) return;
   if (!state.call || (state.call.id && state.call.id !== msg.call_id)) return;
   state.call.id = msg.call_id;
   state.call.position = msg.position;
@@ -447,6 +453,7 @@ function stopMedia() {
 }
 
 async function onConnected(msg) {
+  if (selfCheck.owns(msg.call_id)) return;
   const fresh = root.dataset.state !== "in-call" || !state.call || state.call.id !== msg.call_id;
   const language = (msg.peer && msg.peer.language) || (state.call && state.call.language);
   state.call = { ...(state.call || {}), id: msg.call_id, language };
@@ -466,6 +473,7 @@ async function onConnected(msg) {
 }
 
 function onEnded(msg) {
+  if (selfCheck.owns(msg.call_id)) return;
   if (!state.call) return; // nothing live here (a repeat, or an old call)
   if (state.call.id && msg.call_id !== state.call.id) return;
   clearTimeout(state.resyncTimer);
@@ -570,6 +578,7 @@ applyText(t);
 const cue = new Cue($("#cue"), $("#cue-text"), CUE_MS);
 const client = new TsunaguClient({ token: storedToken, sessionKey: "tsunagu.kiosk.session", stopWhenReplaced: true });
 const leg = new MediaLeg(client, { remoteVideo: ui.remote });
+const selfCheck = new SelfCheck(client, { notice: $("#selfcheck"), video: $("#selfcheck-video"), root });
 const chat = new ChatPanel({
   form: $("#chat-form"),
   input: $("textarea[name=chat]"),
@@ -600,6 +609,10 @@ client.on("call.queued", onQueued);
 client.on("call.position", onPosition);
 client.on("call.connected", onConnected);
 client.on("call.ended", onEnded);
+// The daily test call: only from the idle home screen (a busy tablet is tried again later).
+client.on("kiosk.test_due", (m) => {
+  if (root.dataset.state === "home" && !state.call && client.ready) selfCheck.start(m.test_id);
+});
 client.on("chat", (m) => {
   if (!state.call || m.call_id !== state.call.id) return;
   chat.add(m);
@@ -657,7 +670,7 @@ document.addEventListener("pointerdown", () => cue.unlock(), { capture: true });
 state.tick = setInterval(renderElapsed, 1000);
 
 // For tests and kiosk management tools: the live objects, no secrets.
-window.tsunagu = { client, leg, state, cue };
+window.tsunagu = { client, leg, state, cue, selfCheck };
 
 if (!storedToken()) showError("error.no_token");
 else client.start();
