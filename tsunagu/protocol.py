@@ -164,6 +164,7 @@ class TestMedia(Message):
     """The answering bot on a test call: what it has received so far (docs/protocol.md)."""
 
     TYPE: ClassVar[str] = "test.media"
+    __test__ = False  # a message, not a pytest class
     call_id: str
     video_frames: float
     audio_frames: float
