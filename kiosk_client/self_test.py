@@ -73,7 +73,7 @@ def verdict(call: dict[str, Any] | None, *, language: str) -> Verdict:
 
 TEST_END_REASONS = {
     "no_interpreter": "no answering bot is signed in",
-    "timeout": "not answered within 60 s",
+    "timeout": "the answering bot did not answer in time",
     "peer_lost": "the connection to the answering bot was lost",
 }
 

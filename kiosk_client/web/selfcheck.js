@@ -16,7 +16,7 @@ const MEASURE_MS = 5000;
 
 const END_REASONS = {
   no_interpreter: "no answering bot is signed in",
-  timeout: "not answered within 60 s",
+  timeout: "the answering bot did not answer in time",
   peer_lost: "the connection to the answering bot was lost",
 };
 

@@ -23,7 +23,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from interpreter_console.bot import AnsweringBot
+from kiosk_client.display import SELF_CHECK, Display, WindowedKiosk
 from kiosk_client.screen import ScreenState
+from kiosk_client.self_test import judge_test_call
 from kiosk_client.session import KioskSession
 from tests.support.service import Service
 from tsunagu.client import ServerError, SignalingClient, login, server_urls
@@ -152,6 +154,64 @@ async def api_stats(service: Service, token: str) -> dict[str, Any]:
 async def last_test(redis: aioredis.Redis, kiosk_id: str) -> dict[str, Any] | None:
     raw = await redis.get(KEYS.kiosk_test(kiosk_id))
     return json.loads(raw) if raw else None
+
+
+def test_the_kiosks_verdict_on_its_test_call() -> None:
+    good = {"answered": True, "frames_in": 150, "audio_in": 250, "fps_in": 29.96,
+            "fps_out": 30.0, "rtt_ms": 1.23, "loss_pct": 0.0, "setup_ms": 812.4}
+    assert judge_test_call(good) == {"ok": True, "fps_in": 30.0, "fps_out": 30.0,
+                                     "rtt_ms": 1.2, "loss_pct": 0.0, "setup_ms": 812.4}
+    dark = judge_test_call({**good, "frames_in": 0, "fps_in": 0.0, "setup_ms": None})
+    assert dark["ok"] is False and dark["reason"] == "no video from the bot"
+    mute = judge_test_call({**good, "audio_in": 0})
+    assert mute["ok"] is False and mute["reason"] == "no sound from the bot"
+    nobody = judge_test_call({"answered": False, "end_reason": "no_interpreter"})
+    assert nobody["ok"] is False and nobody["reason"] == "no answering bot is signed in"
+    assert nobody["fps_in"] is None and nobody["setup_ms"] is None
+
+
+class ScriptedClient:
+    """Replies from a script; records what the kiosk sent (no network)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.welcome = {"languages": [{"code": "jsl", "name": "日本手話",
+                                       "name_en": "Japanese Sign Language"}]}
+
+    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
+        self.sent.append((type_, fields))
+        if type_ == "call.request":
+            return {"type": "call.queued", "call_id": f"c{len(self.sent)}",
+                    "language": fields["language"], "position": 1, "estimated_wait_s": 5}
+        return {"type": "ack"}
+
+
+async def test_windowed_kiosk_tests_quietly_and_a_tap_wins() -> None:
+    client = ScriptedClient()
+    session = KioskSession(client, make_tracks=list)  # type: ignore[arg-type]
+    windowed = WindowedKiosk(session, Display((1280, 720), fullscreen=False,
+                                              on_input=lambda _: None), None, asyncio.Queue())
+    await session.handle({"type": "kiosk.test_due", "test_id": "t_1"})
+    for _ in range(50):
+        if client.sent:
+            break
+        await asyncio.sleep(0.01)
+    assert client.sent == [("call.request", {"language": "test", "priority": "normal",
+                                             "test_id": "t_1"})]
+    windowed.publish()  # the home screen with the notice, not the waiting screen
+    assert session.testing and windowed.display.view.state is ScreenState.HOME
+    assert windowed.display.view.advice[0] == SELF_CHECK
+    await windowed.act("language:jsl")  # a resident taps: the test ends, unreported
+    assert [t for t, _ in client.sent] == ["call.request", "call.cancel", "call.request"]
+    assert client.sent[1][1] == {"call_id": "c1"}
+    assert client.sent[2][1] == {"language": "jsl", "priority": "normal"}
+    assert not session.testing and session.test_results == []
+    windowed.publish()
+    assert windowed.display.view.state is ScreenState.WAITING
+    # busy: a test due now is not placed
+    await session.handle({"type": "kiosk.test_due", "test_id": "t_2"})
+    await asyncio.sleep(0.05)
+    assert len(client.sent) == 3 and not session.testing
 
 
 async def test_scheduled_test_call_runs_at_its_time_passes_and_is_not_counted(
@@ -318,3 +378,31 @@ async def test_relay_dropping_video_fails_the_test_with_the_reason(
     assert "no video from the bot" in stored["reason"]
     assert "no video from the tablet" in stored["reason"]  # the bot's side, from test.media
     assert "TEST FAULT" in (logs / "relay.log").read_text()
+
+
+async def test_unanswered_test_call_fails_in_time_with_the_reason(
+        loopback_only: None, redis: aioredis.Redis, redis_server: RedisServer,
+        request: pytest.FixtureRequest) -> None:
+    service = await asyncio.to_thread(start_service, redis_server, logdir(request),
+                                      TSUNAGU_TEST_ANSWER_S="3")
+    try:
+        busy_token = await asyncio.to_thread(service.add_kiosk, "k2")
+        token = await asyncio.to_thread(service.add_kiosk, "k1")
+        _bot, bot_task = await start_bot(service, "botty")
+        busy = await Kiosk(service, busy_token).start()
+        kiosk = await Kiosk(service, token).start()
+        try:
+            await busy.session.request_call("jsl")  # the only bot is in a real call
+            await busy.session.wait_for(ScreenState.IN_CALL, within_s=15)
+            await set_clock(redis, tomorrow_at(8, 29, 59))
+            result = await kiosk.result(within_s=20)
+            stored = await last_test(redis, "k1")
+        finally:
+            await kiosk.close()
+            await busy.close()
+            bot_task.cancel()
+    finally:
+        await asyncio.to_thread(service.stop)
+    assert result["ok"] is False
+    assert result["reason"] == "the answering bot did not answer in time"
+    assert stored is not None and stored["reason"] == result["reason"]
