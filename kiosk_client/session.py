@@ -22,6 +22,7 @@ from kiosk_client.screen import Language, ScreenState
 from kiosk_client.test_call import run_test_call
 from tsunagu.client import Message, ServerError, SignalingClient
 from tsunagu.endpoint.leg import MediaLeg
+from tsunagu.languages import TEST_LANGUAGE
 from tsunagu.protocol import ProtocolError
 from tsunagu.server_messages import (
     CallConnected,
@@ -99,6 +100,7 @@ class KioskSession:
         self._adopt = False
         self._test: asyncio.Task[Any] | None = None  # the test call running, if any
         self.test_results: list[dict[str, Any]] = []  # what this kiosk's test calls reported
+        self._strays: set[asyncio.Task[None]] = set()
 
     @property
     def testing(self) -> bool:
@@ -132,6 +134,8 @@ class KioskSession:
 
     async def handle(self, msg: Message) -> None:
         """Apply one pushed message."""
+        if self._stray_test(msg):
+            return
         if msg["type"] == "_reconnected" or not self._ours(msg):
             return
         try:
@@ -182,6 +186,23 @@ class KioskSession:
 
         self._test = asyncio.create_task(run(), name=f"test-call {test_id}")
         self.changed.set()
+
+    def _stray_test(self, msg: Message) -> bool:
+        """A test call this kiosk is not running (it restarted, or lost the test in a
+        reconnect) is told again on connect: hang it up, so residents can call."""
+        if self.testing or msg["type"] not in ("call.queued", "call.connected"):
+            return False
+        language = msg.get("language") or (msg.get("peer") or {}).get("language")
+        if language != TEST_LANGUAGE or msg.get("call_id") == self.call_id:
+            return False
+        log.info("kiosk: hanging up a stray test call %s", msg.get("call_id"))
+
+        async def hang_up() -> None:
+            with contextlib.suppress(ServerError, TimeoutError, ConnectionError):
+                await self.client.request("call.hangup", call_id=msg["call_id"])
+        self._strays.add(task := asyncio.create_task(hang_up(), name="stray test call"))
+        task.add_done_callback(self._strays.discard)
+        return True
 
     async def stop_test(self) -> None:
         """End a running test call unreported (a resident tapped a language)."""

@@ -349,7 +349,7 @@ async function requestCall(code) {
 }
 
 function onQueued(msg) {
-  if (selfCheck.owns(msg.call_id)) return; // the test call: no screen of its own
+  if (selfCheck.owns(msg)) { selfCheck.dropStray(msg); return; } // test calls: no screen
   // The resident already pressed cancel (while the request or the cancel
   // itself was in flight, or the network was down): finish the job.
   if (state.cancelIds.has(msg.call_id) || (state.cancelNext && Date.now() - state.cancelNext < 30000)) {
@@ -380,7 +380,7 @@ function onQueued(msg) {
 }
 
 function onPosition(msg) {
-  if (selfCheck.owns(msg.call_id)) return;
+  if (selfCheck.owns(msg)) return;
   if (!state.call || (state.call.id && state.call.id !== msg.call_id)) return;
   state.call.id = msg.call_id;
   state.call.position = msg.position;
@@ -453,7 +453,7 @@ function stopMedia() {
 }
 
 async function onConnected(msg) {
-  if (selfCheck.owns(msg.call_id)) return;
+  if (selfCheck.owns(msg)) { selfCheck.dropStray(msg); return; }
   const fresh = root.dataset.state !== "in-call" || !state.call || state.call.id !== msg.call_id;
   const language = (msg.peer && msg.peer.language) || (state.call && state.call.language);
   state.call = { ...(state.call || {}), id: msg.call_id, language };
@@ -473,7 +473,7 @@ async function onConnected(msg) {
 }
 
 function onEnded(msg) {
-  if (selfCheck.owns(msg.call_id)) return;
+  if (selfCheck.owns(msg)) return;
   if (!state.call) return; // nothing live here (a repeat, or an old call)
   if (state.call.id && msg.call_id !== state.call.id) return;
   clearTimeout(state.resyncTimer);

@@ -35,14 +35,25 @@ export class SelfCheck {
     this._leg = null;
     this._stream = null;
     this._cancelled = false;
+    this._requesting = false;
     this._running = null;
     // Registered before the page's own handlers: the reply to our call.request is also
     // dispatched as an event, before the request's promise lets us see its id.
     client.on("call.queued", (m) => { if (m.language === "test") this._ids.add(m.call_id); });
   }
 
-  owns(callId) {
-    return !!callId && this._ids.has(callId);
+  /** Whether a call message is about a test call (ours now, or one left over). */
+  owns(msg) {
+    const testing = msg.language === "test" || (msg.peer && msg.peer.language === "test");
+    if (testing && msg.call_id) this._ids.add(msg.call_id);
+    return !!msg.call_id && this._ids.has(msg.call_id);
+  }
+
+  /** A test call this page is not running (a resumed session after the page lost it, or
+   * a reload): hang it up, so the tablet is free for residents. */
+  dropStray(msg) {
+    if (this._requesting || msg.call_id === this.callId || msg.type === "call.ended") return;
+    this.client.request("call.hangup", { call_id: msg.call_id }).catch(() => {});
   }
 
   /** Place the test call for `testId` (the caller checked the tablet is idle). */
@@ -77,7 +88,13 @@ export class SelfCheck {
     this.root.dataset.selfcheck = "running";
     this.notice.hidden = false;
     const t0 = performance.now();
-    const reply = await this.client.request("call.request", { language: "test", test_id: testId });
+    this._requesting = true; // our own call.queued comes as an event before this resolves
+    let reply;
+    try {
+      reply = await this.client.request("call.request", { language: "test", test_id: testId });
+    } finally {
+      this._requesting = false;
+    }
     this.callId = reply.call_id;
     this._ids.add(reply.call_id);
     if (this._cancelled) throw new Cancelled();

@@ -107,3 +107,25 @@ def test_kiosk_test_replies_and_a_tap_cancels_the_test(
     expect(kiosk.locator("html")).to_have_attribute("data-selfcheck", "passed", timeout=40_000)
     stored = last_test(stack, "k2")
     assert stored is not None and stored["ok"] is True
+
+
+def test_a_reload_during_the_test_leaves_no_test_call_behind(
+        pages, stack: Stack, bot: Popen[bytes]) -> None:
+    kiosk = pages.kiosk("k1")
+    assert kiosk_test(stack, "k1")["type"] == "ack"
+    expect(kiosk.locator("html")).to_have_attribute("data-selfcheck", "running", timeout=10_000)
+    with redis_client(stack) as r:
+        for _ in range(100):  # wait until the test call is live
+            if r.get(KEYS.kiosk_call("k1")):
+                break
+            kiosk.wait_for_timeout(100)
+        assert r.get(KEYS.kiosk_call("k1"))
+        kiosk.reload()  # the page forgets its test; the resumed session is told of the call
+        kiosk.wait_for_selector("[data-language=jsl]:not([disabled])")
+        for _ in range(100):  # the reloaded page hangs the stray test call up
+            if not r.get(KEYS.kiosk_call("k1")):
+                break
+            kiosk.wait_for_timeout(100)
+        assert not r.get(KEYS.kiosk_call("k1"))
+    expect(kiosk.locator("html")).to_have_attribute("data-state", "home")
+    assert kiosk_test(stack, "k1")["type"] == "ack"  # free for the next test at once

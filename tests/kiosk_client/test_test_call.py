@@ -214,6 +214,20 @@ async def test_windowed_kiosk_tests_quietly_and_a_tap_wins() -> None:
     assert len(client.sent) == 3 and not session.testing
 
 
+async def test_a_stray_test_call_told_on_connect_is_hung_up() -> None:
+    client = ScriptedClient()
+    session = KioskSession(client, make_tracks=list)  # type: ignore[arg-type]
+    await session.handle({"type": "call.connected", "call_id": "c_old", "role": "kiosk",
+                          "peer": {"name": "bot", "language": "test"}, "ice_servers": []})
+    await asyncio.sleep(0.05)
+    assert client.sent == [("call.hangup", {"call_id": "c_old"})]
+    assert session.state is ScreenState.HOME  # no call screen for it
+    # a resident's call told again on connect is kept, as before
+    await session.handle({"type": "call.queued", "call_id": "c_real", "language": "jsl",
+                          "position": 1, "estimated_wait_s": 5})
+    assert client.sent == [("call.hangup", {"call_id": "c_old"})]
+
+
 async def test_scheduled_test_call_runs_at_its_time_passes_and_is_not_counted(
         loopback_only: None, svc: Service, redis: aioredis.Redis) -> None:
     token = await asyncio.to_thread(svc.add_kiosk, "k1")
