@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -420,3 +421,38 @@ async def test_unanswered_test_call_fails_in_time_with_the_reason(
     assert result["ok"] is False
     assert result["reason"] == "the answering bot did not answer in time"
     assert stored is not None and stored["reason"] == result["reason"]
+
+
+async def test_the_kiosk_app_answers_kiosk_test_due(
+        loopback_only: None, svc: Service, redis: aioredis.Redis, tmp_path: Path) -> None:
+    """``python -m kiosk_client --headless`` (no --call: a screenless kiosk) is tested."""
+    token_file = tmp_path / "kiosk.token"
+    token_file.write_text(await asyncio.to_thread(svc.add_kiosk, "k1") + "\n")
+    _bot, bot_task = await start_bot(svc, "botty")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kiosk_client", "--server", svc.url, "--token-file",
+        str(token_file), "--headless", "--source", "synthetic",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        for _ in range(200):  # connected
+            if await redis.exists(KEYS.client_node("k:k1")):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # past its camera and audio checks
+        sup = await staff(svc, "sup", "supervisor")
+        try:
+            assert (await sup.request("kiosk.test", kiosk_id="k1"))["type"] == "ack"
+        finally:
+            await sup.close()
+        stored = None
+        for _ in range(400):
+            stored = await last_test(redis, "k1")
+            if stored:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        proc.terminate()
+        _out, err = await proc.communicate()
+        bot_task.cancel()
+    assert stored is not None and stored["ok"] is True, (stored, err.decode()[-2000:])
+    assert stored["fps_in"] >= MIN_FPS and stored["fps_out"] >= MIN_FPS
