@@ -26,12 +26,15 @@ from typing import Any
 from tsunagu.client import Message, ServerError, SignalingClient, login, server_urls
 from tsunagu.endpoint.leg import MediaLeg, prepare_rtc
 from tsunagu.endpoint.tracks import SyntheticVideoTrack, ToneAudioTrack
+from tsunagu.languages import TEST_LANGUAGE
 from tsunagu.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
 IDLE_TYPES = ("call.offer", "call.offer_cancelled", "presence", "_closed", "_reconnected")
 CALL_TYPES = ("call.ended", "media.failed", "call.connected", "chat")
+TEST_REPORT_S = 1.0  # on a test call, tell the server what arrived this often
+TEST_CALL_MAX_S = 90.0  # the kiosk ends a test call; hang up ourselves after this
 
 
 class BotError(Exception):
@@ -79,7 +82,8 @@ class AnsweringBot:
         """Log in, serve calls until ``max_calls`` (or cancellation), and return the report."""
         http_base, ws_url = server_urls(self.config.server)
         token = await login(http_base, self.config.username, self.config.password)
-        self.client = SignalingClient(ws_url, token)
+        self.client = SignalingClient(
+            ws_url, token, answers=TEST_LANGUAGE if self.config.test_calls else None)
         try:
             await self.client.connect()
             if self.config.media:
@@ -138,6 +142,12 @@ class AnsweringBot:
         self.report.calls.append(record)
         self._set_state("in_call")
         await self._talk(reply, record)
+        if record.language == TEST_LANGUAGE:
+            # nobody talked: ready for the next call (a resident's, or another test) at once
+            with contextlib.suppress(ServerError):
+                await self.client.request("presence.set", status="available")
+            self._set_state("available")
+            return
         await self._wrapup()
 
     async def _talk(self, connected: Message, record: CallRecord) -> None:
@@ -145,8 +155,12 @@ class AnsweringBot:
         leg = self.leg = self._media_leg(connected) if self.config.media else None
         try:
             if leg is not None:
-                await leg.start()
-            ended = await self._until_end(record.call_id, leg)
+                try:
+                    await leg.start()
+                except ServerError as exc:  # a call ended before its media: wait for the end
+                    log.info("call %s: media offer refused (%s)", record.call_id, exc.code)
+            ended = await self._until_end(record.call_id, leg,
+                                          test=record.language == TEST_LANGUAGE)
         finally:
             if leg is not None:
                 record.media = leg.summary()
@@ -165,31 +179,55 @@ class AnsweringBot:
         ice = list(connected.get("ice_servers") or [])
         return MediaLeg(self.client, connected["call_id"], ice, tracks)
 
-    async def _until_end(self, call_id: str, leg: MediaLeg | None) -> Message:
-        """Handle the call's messages until ``call.ended``; hang up when the talk time is over."""
+    async def _until_end(self, call_id: str, leg: MediaLeg | None, *, test: bool = False
+                         ) -> Message:
+        """Handle the call's messages until ``call.ended``; hang up when the talk time is over.
+        A test call is the kiosk's to end: meanwhile say what arrives, each second."""
         assert self.client is not None
         loop = asyncio.get_running_loop()
         talk = self.config.talk_s if self.config.talk_s is not None else self.config.max_call_s
+        if test:
+            talk = TEST_CALL_MAX_S
         hangup_at = loop.time() + talk
+        report_at = loop.time() + TEST_REPORT_S
         hung_up = False
         while True:
-            wait = max(hangup_at - loop.time(), 0.0) if not hung_up else 30.0
+            wait = 30.0 if hung_up else max(hangup_at - loop.time(), 0.0)
+            if test and not hung_up:
+                wait = min(wait, max(report_at - loop.time(), 0.0))
             try:
                 msg = await self.client.next(*CALL_TYPES, timeout=wait, call_id=call_id)
             except TimeoutError:
                 if hung_up:
                     raise BotError(f"call {call_id}: no call.ended after hangup") from None
+                if test and loop.time() < hangup_at:
+                    await self._test_media(call_id, leg)
+                    report_at = loop.time() + TEST_REPORT_S
+                    continue
                 hung_up = True
                 with contextlib.suppress(ServerError):
                     await self.client.request("call.hangup", call_id=call_id)
                 continue
             if msg["type"] == "call.ended":
                 return msg
-            if leg is not None and msg["type"] == "media.failed":
-                log.info("call %s: media failed (%s), offering again", call_id, msg.get("reason"))
-                await leg.start()
-            elif leg is not None and msg["type"] == "call.connected" and leg.state != "connected":
-                await leg.start()
+            await self._call_message(call_id, msg, leg)
+
+    async def _call_message(self, call_id: str, msg: Message, leg: MediaLeg | None) -> None:
+        if leg is not None and msg["type"] == "media.failed":
+            log.info("call %s: media failed (%s), offering again", call_id, msg.get("reason"))
+            await leg.start()
+        elif leg is not None and msg["type"] == "call.connected" and leg.state != "connected":
+            await leg.start()
+
+    async def _test_media(self, call_id: str, leg: MediaLeg | None) -> None:
+        """``test.media``: the frames of the kiosk's video and sound received so far."""
+        assert self.client is not None
+        video = leg.video.summary() if leg is not None else {"frames": 0, "fps": 0.0}
+        audio = leg.audio.summary() if leg is not None else {"frames": 0}
+        with contextlib.suppress(ServerError, TimeoutError):
+            await self.client.request("test.media", call_id=call_id,
+                                      video_frames=video["frames"],
+                                      audio_frames=audio["frames"], fps_in=video["fps"])
 
     async def _wrapup(self) -> None:
         assert self.client is not None

@@ -224,6 +224,7 @@ class Display:
 
 
 RATING_KEYS = {**{f"key:{n}": f"rate:{n}" for n in range(1, 6)}, "key:s": "skip-rating"}
+SELF_CHECK = ("点検中です。言語を選ぶと通話できます。", "Self-check. Tap a language to call.")
 
 
 class WindowedKiosk:
@@ -245,6 +246,11 @@ class WindowedKiosk:
         """Hand the display the current state."""
         s = self.session
         peer = s.peer.get("name") if s.peer else None
+        if s.testing:  # the daily test call: the home screen, with a small notice
+            self.display.view = View(state=ScreenState.HOME,
+                                     languages=languages_of(s.client.welcome),
+                                     advice=(SELF_CHECK, *self.advice))
+            return
         self.display.view = View(
             state=s.state, languages=languages_of(s.client.welcome), position=s.position,
             estimated_wait_s=s.estimated_wait_s, wait_range_s=s.wait_range_s,

@@ -67,3 +67,36 @@ def verdict(call: dict[str, Any] | None, *, language: str) -> Verdict:
     lines.insert(0, "PASSED: the self-test call worked both ways." if ok
                  else "FAILED: the self-test call did not work both ways.")
     return Verdict(ok, lines)
+
+
+# -- the daily test call (PROTOCOL.md section 14) ----------------------------------------------
+
+TEST_END_REASONS = {
+    "no_interpreter": "no answering bot is signed in",
+    "timeout": "the answering bot did not answer in time",
+    "peer_lost": "the connection to the answering bot was lost",
+}
+
+
+def judge_test_call(m: dict[str, Any]) -> dict[str, Any]:
+    """The ``kiosk.test_result`` fields (less ``test_id``) from what a test call measured:
+    ``answered`` (bool), ``end_reason``, ``frames_in``/``audio_in`` (decoded here),
+    ``fps_in``, ``fps_out``, ``rtt_ms``, ``loss_pct``, ``setup_ms``. ``ok`` when the bot's
+    video and sound arrived; the server adds what the bot received."""
+    if not m.get("answered"):
+        reason = str(m.get("end_reason") or "timeout")
+        return {"ok": False, "fps_in": None, "fps_out": None, "rtt_ms": None,
+                "loss_pct": None, "setup_ms": None,
+                "reason": TEST_END_REASONS.get(reason, f"the test call ended ({reason})")}
+    reasons = []
+    if not m.get("frames_in"):
+        reasons.append("no video from the bot")
+    if not m.get("audio_in"):
+        reasons.append("no sound from the bot")
+    out: dict[str, Any] = {"ok": not reasons}
+    for name in ("fps_in", "fps_out", "rtt_ms", "loss_pct", "setup_ms"):
+        value = m.get(name)
+        out[name] = None if value is None else round(float(value), 1)
+    if reasons:
+        out["reason"] = "; ".join(reasons)
+    return out

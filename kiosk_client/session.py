@@ -19,8 +19,10 @@ import av
 from aiortc.mediastreams import MediaStreamTrack
 
 from kiosk_client.screen import Language, ScreenState
-from tsunagu.client import Message, SignalingClient
+from kiosk_client.test_call import run_test_call
+from tsunagu.client import Message, ServerError, SignalingClient
 from tsunagu.endpoint.leg import MediaLeg
+from tsunagu.languages import TEST_LANGUAGE
 from tsunagu.protocol import ProtocolError
 from tsunagu.server_messages import (
     CallConnected,
@@ -28,6 +30,7 @@ from tsunagu.server_messages import (
     CallPosition,
     CallQueued,
     Chat,
+    KioskTestDue,
     MediaFailed,
     parse_server_message,
 )
@@ -35,7 +38,7 @@ from tsunagu.server_messages import (
 log = logging.getLogger(__name__)
 
 PUSHED = ("call.queued", "call.position", "call.connected", "call.ended", "media.failed",
-          "chat", "_closed", "_reconnected")
+          "chat", "kiosk.test_due", "_closed", "_reconnected")
 
 END_MESSAGES: dict[str, tuple[str, str]] = {
     "hangup": ("通話が終わりました。", "The call has ended."),
@@ -54,7 +57,6 @@ CLOSED = ("サーバーに接続できません。職員にお知らせくださ
 
 # The one-tap rating after a real answered call (PROTOCOL.md section 15): up this long.
 RATING_S = 20.0
-TEST_LANGUAGE = "test"  # the daily automatic test call: never rated
 
 
 def rating_offered(was_in_call: bool, reason: str | None, language: str | None) -> bool:
@@ -112,6 +114,20 @@ class KioskSession:
         # the fleet's health report: the last call's RTCP figures, and a hook on reconnect
         self.last_outbound: dict[str, dict[str, Any]] = {}
         self.on_reconnected: Callable[[], None] | None = None
+        self._test: asyncio.Task[Any] | None = None  # the test call running, if any
+        self.test_results: list[dict[str, Any]] = []  # what this kiosk's test calls reported
+        self._strays: set[asyncio.Task[None]] = set()
+
+    @property
+    def testing(self) -> bool:
+        """A test call is running (the screen shows 点検中 / Self-check, not a call)."""
+        return self._test is not None and not self._test.done()
+
+    @property
+    def idle(self) -> bool:
+        """No call live and no test running: a ``kiosk.test_due`` may place the test call."""
+        return not self.testing and (self.state is ScreenState.HOME
+                                     or (self.state is ScreenState.ENDED))
 
     def _set_state(self, state: ScreenState) -> None:
         if state is not self.state:
@@ -134,6 +150,8 @@ class KioskSession:
 
     async def handle(self, msg: Message) -> None:
         """Apply one pushed message."""
+        if self._stray_test(msg):
+            return
         if msg["type"] == "_reconnected":
             if self.on_reconnected is not None:
                 self.on_reconnected()
@@ -146,6 +164,8 @@ class KioskSession:
             log.warning("kiosk call %s: unreadable %s (%s)", self.call_id, msg["type"], exc)
             return
         match typed:
+            case KioskTestDue(test_id=test_id):
+                self._test_due(test_id)
             case CallQueued() | CallPosition():
                 self.position = typed.position
                 self.estimated_wait_s = typed.estimated_wait_s
@@ -171,6 +191,48 @@ class KioskSession:
                 self._set_state(ScreenState.WAITING)
             case CallEnded(reason=reason):
                 await self._ended(reason)
+
+    def _test_due(self, test_id: str) -> None:
+        if not self.idle:
+            log.info("kiosk: test %s skipped (busy); the server tries again", test_id)
+            return
+        async def run() -> None:
+            try:
+                self.test_results.append(await run_test_call(self, test_id))
+            except (ServerError, TimeoutError, ConnectionError) as exc:
+                log.warning("kiosk: test %s not completed (%s)", test_id, exc)
+            finally:
+                self.home()
+
+        self._test = asyncio.create_task(run(), name=f"test-call {test_id}")
+        self.changed.set()
+
+    def _stray_test(self, msg: Message) -> bool:
+        """A test call this kiosk is not running (it restarted, or lost the test in a
+        reconnect) is told again on connect: hang it up, so residents can call."""
+        if self.testing or msg["type"] not in ("call.queued", "call.connected"):
+            return False
+        language = msg.get("language") or (msg.get("peer") or {}).get("language")
+        if language != TEST_LANGUAGE or msg.get("call_id") == self.call_id:
+            return False
+        log.info("kiosk: hanging up a stray test call %s", msg.get("call_id"))
+
+        async def hang_up() -> None:
+            with contextlib.suppress(ServerError, TimeoutError, ConnectionError):
+                await self.client.request("call.hangup", call_id=msg["call_id"])
+        self._strays.add(task := asyncio.create_task(hang_up(), name="stray test call"))
+        task.add_done_callback(self._strays.discard)
+        return True
+
+    async def stop_test(self) -> None:
+        """End a running test call unreported (a resident tapped a language)."""
+        task, self._test = self._test, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self._stop_media()  # its call.ended may come after our next call began
+            log.info("kiosk: test call ended for a resident's call")
 
     def _ours(self, msg: Message) -> bool:
         """Whether ``msg`` is about our call; keep messages that may be (see request_call)."""
@@ -206,6 +268,7 @@ class KioskSession:
                         type(exc).__name__)
 
     async def _ended(self, reason: str | None) -> None:
+        call_id = self.call_id
         self.end_reason = reason
         self.message = end_message(reason)
         if rating_offered(self.state is ScreenState.IN_CALL, reason, self.language):
@@ -216,6 +279,8 @@ class KioskSession:
                 async with asyncio.timeout(2.0):
                     self.last_outbound = await self.leg.outbound() or self.last_outbound
         await self._stop_media()
+        if call_id is not None and self.call_id is None:
+            return  # sent home meanwhile (a finished test call): stay there
         self._set_state(ScreenState.ENDED)
 
     async def rate(self, score: int) -> None:
@@ -239,11 +304,18 @@ class KioskSession:
         for track in self._tracks:
             track.stop()
 
-    async def request_call(self, language: str, priority: str = "normal") -> Message:
-        """Ask for an interpreter; returns ``call.queued``."""
+    async def request_call(self, language: str, priority: str = "normal",
+                           test_id: str | None = None) -> Message:
+        """Ask for an interpreter; returns ``call.queued``. A resident's call ends a running
+        test call first (a real call wins); ``test_id``: the test call itself."""
+        if test_id is None and self.testing:
+            await self.stop_test()
         self.leg, self._tracks, self.chat, self.end_reason = None, [], [], None
         self.language = language
-        queued = await self.client.request("call.request", language=language, priority=priority)
+        fields: dict[str, Any] = {"language": language, "priority": priority}
+        if test_id is not None:
+            fields["test_id"] = test_id
+        queued = await self.client.request("call.request", **fields)
         self.call_id = str(queued["call_id"])
         await self.handle(queued)
         early, self._early = self._early, []

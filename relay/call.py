@@ -54,8 +54,10 @@ class Call:
     """Forwards RTP from each leg to the other without decoding, and feedback upstream."""
 
     def __init__(self, call_id: str, ice_servers: list[dict[str, Any]],
-                 on_event: EventSink, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+                 on_event: EventSink, connect_timeout_s: float = CONNECT_TIMEOUT_S, *,
+                 drop_kinds: frozenset[str] = frozenset()) -> None:
         self.call_id = call_id
+        self.drop_kinds = drop_kinds  # TEST ONLY fault injection: forward none of these
         self.modality: str | None = None
         self.legs: dict[str, Leg] = {}
         self.created = time.monotonic()
@@ -160,7 +162,7 @@ class Call:
         loss.add(h.sequence_number)
 
         dst = self.legs.get(other_party(src.party))
-        if dst is None or not dst.connected:
+        if dst is None or not dst.connected or codec.kind in self.drop_kinds:
             return
         out = dst.out.get(codec.kind)
         pt = out.pt_by_key.get(codec.key) if out is not None else None

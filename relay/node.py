@@ -26,8 +26,10 @@ class RelayNode:
 
     def __init__(self, relay_id: str, capacity: int, ice_servers: list[dict[str, Any]],
                  registry: Registry | None = None, cpu_limit: float | None = None,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 drop_kinds: frozenset[str] = frozenset()) -> None:
         self.relay_id = relay_id
+        self.drop_kinds = drop_kinds  # TEST ONLY fault (TSUNAGU_TEST_RELAY_DROP)
         self.connect_timeout_s = connect_timeout_s
         self.capacity = capacity
         self.ice_servers = ice_servers
@@ -44,7 +46,8 @@ class RelayNode:
                 logger.info("call %s: refused, %d/%d calls, cpu %.2f", call_id,
                             len(self.calls), self.capacity, self.cpu.value)
                 raise AtCapacity
-            call = Call(call_id, self.ice_servers, self._event, self.connect_timeout_s)
+            call = Call(call_id, self.ice_servers, self._event, self.connect_timeout_s,
+                        drop_kinds=self.drop_kinds)
             self.calls[call_id] = call
         try:
             answer = await call.offer(party, sdp, modality)

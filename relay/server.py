@@ -24,7 +24,11 @@ async def serve(settings: RelaySettings) -> None:
     """Run a relay node until cancelled: control API, registration, forwarding."""
     restrict_ice_addresses(settings.ice_addresses)
     node = RelayNode(settings.relay_id, settings.capacity, settings.ice_servers,
-                     connect_timeout_s=settings.connect_timeout_s)
+                     connect_timeout_s=settings.connect_timeout_s,
+                     drop_kinds=settings.drop_kinds)
+    if settings.drop_kinds:
+        logger.warning("TEST FAULT: this relay drops all %s (TSUNAGU_TEST_RELAY_DROP)",
+                       " and ".join(sorted(settings.drop_kinds)))
     tune_gc()  # a relay process of its own (not a test's event loop: see run())
     await run(node, settings.host, settings.port, settings.redis_url, settings.secret,
               public_url=settings.public_url)

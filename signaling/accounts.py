@@ -7,17 +7,20 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from tsunagu import tokens
+from tsunagu.languages import TEST_LANGUAGE
 from tsunagu.settings import SignalingSettings
 from tsunagu.store import RedisClient
 
 STAFF_ROLES = frozenset({"interpreter", "supervisor", "admin"})
 SCRYPT_N = 2**17  # PROTOCOL.md section 13 / issue 9; older hashes are raised at the next login
 _SCRYPT_R, _SCRYPT_P = 8, 1
-RESERVED_LANGUAGES = frozenset({"test"})  # test calls (section 14) are no interpreter's language
+# test calls (section 14) are no interpreter's language
+RESERVED_LANGUAGES = frozenset({TEST_LANGUAGE})
 
 
 # Create a hash only if it does not exist, all fields at once.
@@ -229,15 +232,21 @@ class Accounts:
 
     # -- kiosks --------------------------------------------------------------
     async def add_kiosk(self, kiosk_id: str, *, ward: str, counter: str,
-                        rotate: bool = False) -> str:
+                        rotate: bool = False, test_at: str | None = None) -> str:
         """Register a kiosk and return its token. An existing id is refused unless
-        ``rotate``: then a new token is issued and every older one revoked."""
+        ``rotate``: then a new token is issued and every older one revoked. ``test_at``
+        (HH:MM): its daily test call (default: the deployment's, 08:30)."""
         key = self.keys.kiosk(kiosk_id)
         if not rotate and not await self.redis.hsetnx(key, "ward", ward):
             raise AccountError(f"kiosk {kiosk_id} exists (--rotate issues a new token and "
                                "revokes the old one)")
         gen = await self.redis.hincrby(key, "gen", 1)
-        await self.redis.hset(key, mapping={"ward": ward, "counter": counter, "revoked": "0"})
+        # a kiosk added after today's test time is first tested tomorrow (docs/testcall.md)
+        await self.redis.hsetnx(key, "added_ms", int(time.time() * 1000))
+        fields = {"ward": ward, "counter": counter, "revoked": "0"}
+        if test_at is not None or not await self.redis.hexists(key, "test_at"):
+            fields["test_at"] = test_at or self.settings.test_at
+        await self.redis.hset(key, mapping=fields)
         if rotate:
             await self._announce("kiosk|" + kiosk_id, gen)
         s = self.settings
@@ -249,6 +258,14 @@ class Accounts:
         # the fleet says when to rotate it (PROTOCOL.md section 14; at most 400 days, 13)
         await self.redis.hset(key, "token_exp_ms", claims.exp * 1000)
         return token
+
+    async def update_kiosk(self, kiosk_id: str, *, test_at: str | None = None) -> None:
+        """Change what is given of a kiosk (its test time); AccountError if no such kiosk."""
+        key = self.keys.kiosk(kiosk_id)
+        if not await self.redis.exists(key):
+            raise AccountError(f"no kiosk {kiosk_id}")
+        if test_at is not None:
+            await self.redis.hset(key, "test_at", test_at)
 
     async def revoke_kiosk(self, kiosk_id: str) -> bool:
         """Refuse every token of this kiosk from now on; False if no such kiosk."""
@@ -268,7 +285,8 @@ class Accounts:
             kiosk = await self.redis.hgetall(key)
             out.append({"kiosk_id": key[len(self.keys.kiosk("")):],
                         "ward": kiosk.get("ward", ""), "counter": kiosk.get("counter", ""),
-                        "revoked": kiosk.get("revoked") == "1"})
+                        "revoked": kiosk.get("revoked") == "1",
+                        "test_at": kiosk.get("test_at") or self.settings.test_at})
         return sorted(out, key=lambda k: str(k["kiosk_id"]))
 
     # -- tokens --------------------------------------------------------------

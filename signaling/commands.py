@@ -37,7 +37,7 @@ from tsunagu.cli import (
 )
 from tsunagu.languages import load_catalogue
 from tsunagu.runtime import tune_gc
-from tsunagu.settings import SignalingSettings
+from tsunagu.settings import ConfigError, SignalingSettings, check_test_at
 from tsunagu.states import ANSWERED_CALL_STATES, WAITING_CALL_STATES
 
 log = logging.getLogger("tsunagu")
@@ -180,6 +180,12 @@ def _admin_parser() -> argparse.ArgumentParser:
     a.add_argument("--counter", required=True)
     a.add_argument("--rotate", action="store_true",
                    help="the kiosk exists: issue a new token and revoke the old one")
+    a.add_argument("--test-at", metavar="HH:MM",
+                   help="its daily test call, deployment time zone (default 08:30)")
+    a = action("update-kiosk", "change a kiosk's daily test time")
+    a.add_argument("kiosk_id")
+    a.add_argument("--test-at", metavar="HH:MM", required=True,
+                   help="its daily test call, deployment time zone")
     action("revoke-kiosk", "refuse a kiosk's tokens from now on").add_argument("kiosk_id")
     for name in ("list-users", "list-kiosks"):
         action(name, name.replace("-", " ")).add_argument(
@@ -254,6 +260,16 @@ def _codes(raw: str | None) -> list[str] | None:
     return None if raw is None else [x.strip() for x in raw.split(",") if x.strip()]
 
 
+def _test_at(raw: str | None) -> str | None:
+    """A checked ``--test-at`` (HH:MM), or None when not given."""
+    if raw is None:
+        return None
+    try:
+        return check_test_at(raw)
+    except ConfigError as exc:
+        raise AccountError(f"--test-at: {exc}") from None
+
+
 def _read_password() -> str:
     password = sys.stdin.readline().rstrip("\n")
     if len(password) < 8:
@@ -323,9 +339,14 @@ async def _admin_action(args: argparse.Namespace, settings: SignalingSettings,
         await accounts.enable_user(who)
         return f"user {who} enabled (tokens issued before stay refused)"
     if act == "add-kiosk":
+        test_at = _test_at(args.test_at)
         print(await accounts.add_kiosk(args.kiosk_id, ward=args.ward, counter=args.counter,
-                                       rotate=args.rotate))
+                                       rotate=args.rotate, test_at=test_at))
         return None
+    if act == "update-kiosk":
+        test_at = _test_at(args.test_at)
+        await accounts.update_kiosk(args.kiosk_id, test_at=test_at)
+        return f"kiosk {args.kiosk_id}: daily test call at {test_at}"
     if act == "revoke-kiosk":
         if not await accounts.revoke_kiosk(args.kiosk_id):
             raise AccountError(f"no kiosk {args.kiosk_id}")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from signaling.accounts import Principal
 from signaling.media import RelayPool
 from signaling.routing import Router
+from signaling.test_calls import TestCalls
 from tsunagu.languages import Language
 from tsunagu.server_messages import ServerMessage
 from tsunagu.settings import SignalingSettings
@@ -36,6 +37,9 @@ class Connection(Protocol):
 
     @property
     def relays(self) -> RelayPool: ...
+
+    @property
+    def tests(self) -> TestCalls: ...
 
     @property
     def languages(self) -> Mapping[str, Language]: ...

@@ -12,6 +12,7 @@ from typing import Any
 
 from signaling.connection import Connection
 from signaling.routing import Outcome, new_call_id, new_op_id
+from tsunagu.languages import TEST_LANGUAGE
 from tsunagu.protocol import (
     CallAccept,
     CallCancel,
@@ -23,12 +24,15 @@ from tsunagu.protocol import (
     ChatSend,
     ErrorCode,
     KioskHealth,
+    KioskTest,
+    KioskTestResult,
     MediaOffer,
     Message,
     PresenceSet,
     ProtocolError,
     StatsSubscribe,
     StatsUnsubscribe,
+    TestMedia,
     now_ms,
 )
 from tsunagu.server_messages import (
@@ -104,9 +108,24 @@ async def handle(conn: Connection, message: Message) -> None:
             conn.send(Ack(rid=message.rid))
         case KioskHealth():
             await conn.record_health(message.report)
+        case KioskTest():
+            await conn.tests.test_now(message.kiosk_id, message.rid)
+            conn.send(Ack(rid=message.rid))
+        case KioskTestResult():
+            await _test_result(conn, message)
+        case TestMedia():
+            assert conn.principal is not None
+            await conn.tests.bot_media(conn.principal.id, message)
             conn.send(Ack(rid=message.rid))
         case _:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "unsupported message", message.rid)
+
+
+async def _test_result(conn: Connection, m: KioskTestResult) -> None:
+    p = conn.principal
+    assert p is not None
+    await conn.tests.result(p.id, m)
+    conn.send(Ack(rid=m.rid))
 
 
 async def _push_stats(conn: Connection, snap: dict[str, Any]) -> None:
@@ -116,16 +135,25 @@ async def _push_stats(conn: Connection, snap: dict[str, Any]) -> None:
 async def _call_request(conn: Connection, m: CallRequest) -> None:
     p = conn.principal
     assert p is not None
-    if m.language not in conn.languages:
+    testing = m.language == TEST_LANGUAGE
+    if testing != (m.test_id is not None):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "a test call has language test and a "
+                            "test_id, and only a test call has either", m.rid)
+    if not testing and m.language not in conn.languages:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "unknown language", m.rid)
+    if m.test_id is not None:
+        await conn.tests.check_request(p.id, m.test_id, m.rid)
     if not await conn.call_allowed():
         raise ProtocolError(ErrorCode.RATE_LIMITED, "too many calls; wait a minute", m.rid)
     call_id = new_call_id()
     out = await _run(conn, "enqueue", conn.router.enqueue(
         kiosk=p.id, ward=p.ward, counter=p.counter, language=m.language,
         priority=m.priority.value, procedure=m.procedure, call_id=call_id, op=new_op_id(),
-        requester=p.client_id))
+        requester=p.client_id,
+        max_wait_s=conn.settings.test_answer_s if testing else None))
     _check(out, m.rid, "this counter already has a call")
+    if m.test_id is not None:
+        await conn.tests.bind(m.test_id, call_id)
     conn.waiting = (call_id, m.language)
     conn.tell_position(int(out.get("position", 1)), int(out.get("available", 0)),
                        int(out.get("serving_milli", 0)) / 1000, force=True, rid=m.rid)

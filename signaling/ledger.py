@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from tsunagu.languages import TEST_LANGUAGE
+
 
 @dataclass(slots=True)
 class CallRecord:
@@ -71,7 +73,10 @@ class Ledger:
         rec = self.records.get(call_id)
         if rec is None:
             if ev != "enqueued":
-                return  # the call began before the window we loaded
+                return  # the call began before the window we loaded (or is a test call)
+            if fields.get("lang") == TEST_LANGUAGE:
+                return  # test calls never count: no record, so no stats, CSV or report
+
             rec = self.records[call_id] = CallRecord(call_id)
         if ev == "answered" and rec.offered_ms is not None:
             self.recent_rings_ms = [*self.recent_rings_ms[-19:], max(0, at - rec.offered_ms)]

@@ -18,6 +18,7 @@ from signaling.media import RelayPool
 from signaling.metrics import Metrics
 from signaling.routing import Router
 from signaling.stats import StatsService
+from signaling.test_calls import TestCalls
 from signaling.throttle import LoginThrottle
 from tsunagu.languages import Language
 from tsunagu.settings import SignalingSettings
@@ -42,6 +43,7 @@ class Node:
     throttle: LoginThrottle
     limits: Limits
     fleet: FleetService
+    tests: TestCalls
     proxies: frozenset[str] = frozenset()
     preauth: dict[str, int] = field(default_factory=dict)  # sockets before hello, by address
     metrics: Metrics = field(default_factory=lambda: Metrics())

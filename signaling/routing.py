@@ -146,12 +146,14 @@ class Router:
     # -- kiosk side ----------------------------------------------------------
     async def enqueue(self, *, kiosk: str, ward: str, counter: str, language: str,
                       priority: str, procedure: str | None, call_id: str,
-                      **kw: Any) -> Outcome:
+                      max_wait_s: float | None = None, **kw: Any) -> Outcome:
+        """Queue a kiosk's call; ``max_wait_s`` (a test call's) overrides the maximum wait."""
         s = self.settings
         boost = int(s.urgent_boost_s * 1000) if priority == "urgent" else 0
+        wait = s.max_wait_s if max_wait_s is None else max_wait_s
         return await self.run(
             "enqueue", kiosk, ward, counter, language, priority, boost, procedure or "", call_id,
-            int(s.max_wait_s * 1000), int(s.no_interpreter_wait_s * 1000), **kw)
+            int(wait * 1000), int(s.no_interpreter_wait_s * 1000), **kw)
 
     async def cancel(self, kiosk: str, call_id: str, *, reason: str = "cancelled",
                      **kw: Any) -> Outcome:

@@ -26,6 +26,7 @@ from signaling.relay_events import follow_relay_events
 from signaling.routing import Router
 from signaling.stats import StatsService
 from signaling.sweeper import Sweeper
+from signaling.test_calls import TestCalls
 from signaling.throttle import LoginThrottle
 from tsunagu import store
 from tsunagu.access import trusted_proxies
@@ -42,10 +43,11 @@ def build_node(settings: SignalingSettings) -> Node:
                              blocking=True)
     catalogue = load_catalogue(settings.languages_file)
     router = Router(redis, settings)
+    bus = Bus(redis, blocking, settings.keys, settings.node_id)
     node = Node(
         settings=settings, redis=redis, blocking=blocking, router=router,
         accounts=Accounts(redis, settings),
-        bus=Bus(redis, blocking, settings.keys, settings.node_id),
+        bus=bus, tests=TestCalls(redis, settings, bus),
         stats=StatsService(redis, blocking, settings, catalogue),
         relays=RelayPool(redis, settings, router), catalogue=catalogue,
         throttle=LoginThrottle(redis, settings), proxies=trusted_proxies(),
@@ -86,6 +88,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         _supervise("relay-events", follow_relay_events(node)),
         _supervise("configure", _configure_when_ready(node)),
         _supervise("kiosk-seen", node.fleet.touch_forever(node.local_kiosks)),
+        _supervise("test-calls", node.tests.run()),
     ]
     app[TASKS] = tasks
     log.info("signaling node %s up", node.settings.node_id)

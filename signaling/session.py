@@ -30,7 +30,8 @@ from signaling.limits import SocketCounter
 from signaling.media import RelayPool, ice_servers_for
 from signaling.node import Node
 from signaling.routing import Router
-from tsunagu.languages import Language
+from signaling.test_calls import TestCalls
+from tsunagu.languages import TEST_LANGUAGE, Language
 from tsunagu.protocol import (
     ALLOWED,
     ErrorCode,
@@ -224,6 +225,10 @@ class Connection:
         return self.node.relays
 
     @property
+    def tests(self) -> TestCalls:
+        return self.node.tests
+
+    @property
     def languages(self) -> Mapping[str, Language]:
         return self.node.languages
 
@@ -308,6 +313,10 @@ class Connection:
             return await self._refuse("the first message must be hello", hello.rid)
         try:
             self.principal = await self.node.accounts.authenticate(hello.token)
+            if hello.answers == TEST_LANGUAGE and self.principal.role == "interpreter":
+                # the answering bot: test calls too (PROTOCOL.md section 14)
+                self.principal = replace(self.principal, languages=(
+                    *self.principal.languages, TEST_LANGUAGE))
             verdict = await self.node.limits.message(self.principal.client_id, self._counter)
             if not verdict.allowed:
                 # a token reconnecting in a loop: refused before anything is written

@@ -21,7 +21,7 @@ from signaling.ledger import Ledger, summarise
 from signaling.recorder import Recorder
 from signaling.report import day_start_ms
 from signaling.wait_estimate import WaitEstimate, answer_rate, estimate_wait, ring_allowance_s
-from tsunagu.languages import Language
+from tsunagu.languages import TEST_LANGUAGE, Language
 from tsunagu.protocol import now_ms
 from tsunagu.settings import SignalingSettings
 from tsunagu.states import LIVE_CALL_STATES, WAITING_CALL_STATES, InterpreterState
@@ -61,8 +61,9 @@ async def live_state(redis: RedisClient, settings: SignalingSettings,
             entry[state] = sum(1 for i in interps if i["state"] == state
                                and lang.code in i["languages"])
         languages.append(entry)
+    # A test call (PROTOCOL.md section 14) is in no queue display nor the live calls.
     return {"languages": languages, "interpreters": [i for i in interps if i["state"]],
-            "calls": [c for c in calls if c]}
+            "calls": [c for c in calls if c and c["language"] != TEST_LANGUAGE]}
 
 
 def _call_entry(h: dict[str, str], quality: str | None) -> dict[str, Any] | None:
@@ -98,7 +99,7 @@ def summarise_quality(report: dict[str, Any]) -> dict[str, Any]:
 def _interp_entry(iid: str, h: dict[str, str]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": iid, "name": h.get("name", iid), "state": h.get("state", ""),
-        "languages": [x for x in h.get("languages", "").split(",") if x],
+        "languages": [x for x in h.get("languages", "").split(",") if x and x != TEST_LANGUAGE],
         "since_ms": int(h.get("since_ms", 0)), "connected": h.get("connected") == "1",
     }
     if h.get("call_id"):

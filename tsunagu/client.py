@@ -67,9 +67,11 @@ class SignalingClient:
     def __init__(self, ws_url: str, token: str, *, reconnect: bool = True,
                  http: aiohttp.ClientSession | None = None,
                  other_urls: Sequence[str] = (),
-                 ssl: ssl.SSLContext | bool = True) -> None:
+                 ssl: ssl.SSLContext | bool = True, answers: str | None = None) -> None:
         """``ssl``: how a ``wss://`` server is verified (see :func:`trusting`); the default
-        trusts the system's CAs (and ``SSL_CERT_FILE``)."""
+        trusts the system's CAs (and ``SSL_CERT_FILE``). ``answers="test"``: the answering
+        bot also takes test calls (sent in every ``hello``, resumes included)."""
+        self.answers = answers
         self.ws_url = ws_url
         self._ssl = ssl
         # further nodes to resume on when this one is gone or restarting (close code 1012)
@@ -109,6 +111,8 @@ class SignalingClient:
         hello: Message = {"type": "hello", "token": self.token}
         if resume:
             hello["resume"] = resume
+        if self.answers:
+            hello["answers"] = self.answers
         await ws.send_str(json.dumps(hello))
         msg = await ws.receive(timeout=15)
         data = json.loads(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else {}

@@ -42,4 +42,7 @@ def load_catalogue(path: str | None) -> tuple[Language, ...]:
     if not path:
         return DEFAULT_CATALOGUE
     items = json.loads(Path(path).read_text(encoding="utf-8"))
-    return tuple(Language(**item) for item in items)
+    catalogue = tuple(Language(**item) for item in items)
+    if any(lang.code == TEST_LANGUAGE for lang in catalogue):
+        raise ValueError(f"{path}: the code {TEST_LANGUAGE!r} is reserved for test calls")
+    return catalogue

@@ -63,6 +63,7 @@ class Hello(Message):
     TYPE: ClassVar[str] = "hello"
     token: str
     resume: str | None = None
+    answers: str | None = None  # "test": an answering bot also takes test calls (section 14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class CallRequest(Message):
     language: str
     priority: Priority = Priority.NORMAL
     procedure: str | None = None
+    test_id: str | None = None  # with language "test": the kiosk.test_due it answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +159,46 @@ class KioskHealth(Message):
     report: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class KioskTest(Message):
+    """A supervisor or admin: test that kiosk now (PROTOCOL.md section 14)."""
+
+    TYPE: ClassVar[str] = "kiosk.test"
+    kiosk_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class KioskTestResult(Message):
+    """What a kiosk measured on its test call (section 14); figures null when unmeasured."""
+
+    TYPE: ClassVar[str] = "kiosk.test_result"
+    test_id: str
+    ok: bool
+    fps_in: float | None = None
+    fps_out: float | None = None
+    rtt_ms: float | None = None
+    loss_pct: float | None = None
+    setup_ms: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TestMedia(Message):
+    """The answering bot on a test call: what it has received so far (docs/protocol.md)."""
+
+    TYPE: ClassVar[str] = "test.media"
+    __test__ = False  # a message, not a pytest class
+    call_id: str
+    video_frames: float
+    audio_frames: float
+    fps_in: float | None = None
+
+
 MESSAGES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (Hello, CallRequest, CallCancel, PresenceSet, CallAccept, CallDecline,
                 CallTransfer, CallHangup, MediaOffer, ChatSend, StatsSubscribe, StatsUnsubscribe,
-                CallRate, KioskHealth)
+                CallRate, KioskHealth, KioskTest, KioskTestResult, TestMedia)
 }
 
 # Which roles may send which message (hello is handled before a role exists).
@@ -179,10 +216,15 @@ ALLOWED: dict[str, frozenset[str]] = {
     "stats.unsubscribe": frozenset({"supervisor", "admin"}),
     "call.rate": frozenset({"kiosk"}),
     "kiosk.health": frozenset({"kiosk"}),
+    "kiosk.test": frozenset({"supervisor", "admin"}),
+    "kiosk.test_result": frozenset({"kiosk"}),
+    "test.media": frozenset({"interpreter"}),
 }
 
 _LIMITS = {"text": MAX_CHAT, "sdp": MAX_SDP, "procedure": 200, "language": 32, "call_id": 64,
-           "offer_id": 64, "token": 8192, "resume": 128}
+           "offer_id": 64, "token": 8192, "resume": 128, "test_id": 64, "kiosk_id": 128,
+           "reason": 200}
+MAX_FIGURE = 1e9  # a measured figure (fps, ms, %) beyond this is nonsense
 
 
 def parse_message(raw: str | bytes) -> Message:
@@ -258,6 +300,8 @@ def _field(data: dict[str, Any], name: str, type_: str, has_default: bool, rid: 
         return _int_field(value, name, rid)
     enum: type[StrEnum] | None = {"Priority": Priority, "PresenceStatus": PresenceStatus}.get(
         type_.split(" ")[0])
+    if type_.startswith(("bool", "float")):
+        return _figure(name, value, type_, rid)
     if not isinstance(value, str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} must be a string", rid)
     if enum is not None:
@@ -282,6 +326,20 @@ def _int_field(value: Any, name: str, rid: str | None) -> int:
     if not low <= value <= high:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} must be {low} to {high}", rid)
     return value
+
+
+def _figure(name: str, value: Any, type_: str, rid: str | None) -> bool | float:
+    """A boolean, or a finite number from 0 to ``MAX_FIGURE`` (JSON has no NaN, but a
+    client may still send 1e400, which json reads as infinity)."""
+    if type_.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} must be true or false", rid)
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0 <= value <= MAX_FIGURE:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"field {name} must be a number "
+                            f"from 0 to {MAX_FIGURE:.0e}", rid)
+    return float(value)
 
 
 def now_ms() -> int:

@@ -58,6 +58,9 @@ PARTS: dict[str, str] = {
     "rating_pending": "rpending",
     "fleet_day": "fleet_day",
     "fleet_sample": "fleet_sample",
+    "test_day": "ktday",
+    "test_run": "ktrun",
+    "test_clock": "test_clock",
 }
 
 
@@ -285,6 +288,7 @@ class Keys:
         """STRING: a ``call.rate`` score that came before its call's record was written; the
         record writer merges it. TTL: the events' retention."""
         return self._key("rating_pending", call_id)
+
     def fleet_day(self, day: str) -> str:
         """HASH of one local day's (YYYY-MM-DD) kiosk rollup for the report: fields
         ``<kiosk>|open_s`` (seconds of opening hours checked), ``<kiosk>|up_s`` (of those, seconds
@@ -297,3 +301,23 @@ class Keys:
         the node that sets it counts that minute, so a sweep lease handover counts no minute
         twice. TTL 10 minutes."""
         return self._key("fleet_sample", str(minute))
+
+    # -- test calls (PROTOCOL.md section 14, docs/testcall.md) ----------------
+    # A kiosk's test time is the ``test_at`` field ("HH:MM") of its ``kiosk`` hash.
+    def test_day(self, kiosk_id: str, day: str) -> str:
+        """HASH: the scheduler's state of a kiosk's test on one local day (YYYY-MM-DD):
+        ver (bumped by every change: nodes claim by compare-and-set), tries, next_ms,
+        sent_ms, test_id, done. TTL 2 days."""
+        return self._key("test_day", kiosk_id, day)
+
+    def test_run(self, test_id: str) -> str:
+        """HASH of one test: kiosk, source (scheduled|manual), day, sent_ms, call_id,
+        requested_ms, and what the bot reported receiving (bot_video, bot_audio, bot_fps,
+        bot_at_ms). TTL 1 h."""
+        return self._key("test_run", test_id)
+
+    @property
+    def test_clock(self) -> str:
+        """STRING, TEST ONLY (read only when TSUNAGU_TEST_CLOCK=1): ms added to the test-call
+        scheduler's clock."""
+        return self._key("test_clock")

@@ -184,6 +184,14 @@ class Queue(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KioskTestDue(ServerMessage):
+    """To a kiosk: place the test call now (PROTOCOL.md section 14)."""
+
+    TYPE: ClassVar[str] = "kiosk.test_due"
+    test_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unknown(ServerMessage):
     """A message type this client does not know (a newer server): kept, never an error."""
 
@@ -194,7 +202,7 @@ SERVER_MESSAGES: dict[str, type[ServerMessage]] = {
     cls.TYPE: cls
     for cls in (Welcome, Ack, Error, Presence, CallQueued, CallPosition, CallOffer,
                 CallOfferCancelled, CallConnected, CallEnded, MediaAnswer, MediaFailed, Chat,
-                Stats, Queue)
+                Stats, Queue, KioskTestDue)
 }
 
 

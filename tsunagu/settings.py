@@ -139,6 +139,20 @@ class SignalingSettings:
     record_retention_days: int = 1826  # TSUNAGU_RECORD_RETENTION_DAYS: finished-call records
     rating_window_s: float = 120.0  # call.rate is taken this long after the call ended
     retention_every_s: float = 60.0  # how often the sweeping node applies the two above
+    # The kiosks' daily test call (docs/testcall.md): when each kiosk's test is due by default,
+    # on which weekdays (0 = Monday), how often the scheduler looks, how long after a skip for
+    # a real call it tries again, how many tries a day, how long a test call may wait for the
+    # bot, and how long a sent test may go without a result before it counts as lost.
+    test_at: str = "08:30"  # TSUNAGU_TEST_AT
+    test_days: frozenset[int] = frozenset(range(7))  # TSUNAGU_TEST_DAYS, e.g. "mon-fri"
+    test_tick_s: float = 5.0
+    test_retry_s: float = 300.0
+    test_max_tries: int = 3
+    test_answer_s: float = 60.0
+    test_result_timeout_s: float = 180.0
+    # TEST ONLY: TSUNAGU_TEST_CLOCK=1 makes the test-call scheduler add the offset in the
+    # Redis key Keys.test_clock (ms) to its clock, so a test can put it at 08:29:58.
+    test_clock: bool = False
     # The default is 2**17; TSUNAGU_SCRYPT_N lowers it for test suites only.
     scrypt_n: int = field(default_factory=lambda: int(os.environ.get("TSUNAGU_SCRYPT_N") or 2**17))
 
@@ -176,6 +190,9 @@ class SignalingSettings:
             "relay_urls": frozenset(u.strip().rstrip("/") for u in
                                     env.get("TSUNAGU_RELAY_URLS", "").split(",") if u.strip()),
             "metrics_token": env.get("TSUNAGU_METRICS_TOKEN") or None,
+            "test_at": check_test_at(env.get("TSUNAGU_TEST_AT") or "08:30"),
+            "test_days": parse_weekdays(env.get("TSUNAGU_TEST_DAYS") or "mon-sun"),
+            "test_clock": env.get("TSUNAGU_TEST_CLOCK") == "1",
         }
         if env.get("REDIS_URL"):
             values["redis_url"] = env["REDIS_URL"]
@@ -227,6 +244,11 @@ _NUMERIC_ENV: dict[str, Any] = {
     "events_max_entries": int,
     "record_retention_days": int,
     "kiosk_seen_interval_s": float,
+    "test_tick_s": float,
+    "test_retry_s": float,
+    "test_max_tries": int,
+    "test_answer_s": float,
+    "test_result_timeout_s": float,
 }
 
 # A starting node rebuilds records from the events of the last few days (signaling/recorder.py):
@@ -245,6 +267,30 @@ def check_retention(events_days: int, events_max: int, record_days: int) -> None
     if record_days < events_days:
         raise ConfigError("TSUNAGU_RECORD_RETENTION_DAYS must be at least "
                           "TSUNAGU_EVENTS_RETENTION_DAYS")
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def check_test_at(raw: str) -> str:
+    """``HH:MM`` (24-hour) as given; ConfigError otherwise."""
+    hh, sep, mm = raw.strip().partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24
+            and int(mm) < 60):
+        raise ConfigError(f"a test time is HH:MM (24-hour), not {raw!r}")
+    return f"{int(hh):02d}:{mm}"
+
+
+def parse_weekdays(raw: str) -> frozenset[int]:
+    """``mon-fri``, ``mon,wed,fri`` or ``mon-sun`` as weekday numbers (0 = Monday)."""
+    days: set[int] = set()
+    for part in raw.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ConfigError(f"weekdays are mon..sun, e.g. mon-fri, not {raw!r}")
+        a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
+    return frozenset(days)
 
 # The contract's names for the per-principal limits (PROTOCOL.md section 13).
 _LIMIT_ENV = {"TSUNAGU_MESSAGES_PER_SECOND": "messages_per_s",
@@ -297,6 +343,9 @@ class RelaySettings:
     ice_addresses: list[str] | None = None
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     connect_timeout_s: float = RELAY_CONNECT_TIMEOUT_S
+    # TEST ONLY fault injection (TSUNAGU_TEST_RELAY_DROP=video|audio|video,audio): forward
+    # none of these kinds, so a test call can be seen to fail. Empty unless the variable is set.
+    drop_kinds: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.public_url is None and not _is_loopback(self.host):
@@ -333,10 +382,19 @@ class RelaySettings:
             "ice_servers": parse_ice_servers(env.get("TSUNAGU_ICE_SERVERS")),
             "connect_timeout_s": float(env.get("TSUNAGU_RELAY_CONNECT_TIMEOUT_S")
                                        or RELAY_CONNECT_TIMEOUT_S),
+            "drop_kinds": parse_drop(env.get("TSUNAGU_TEST_RELAY_DROP")),
         }
         if args.relay_id:
             values["relay_id"] = args.relay_id
         return cls(**values)
+
+
+def parse_drop(raw: str | None) -> frozenset[str]:
+    """TSUNAGU_TEST_RELAY_DROP: the media kinds a relay must drop (a test-only fault)."""
+    kinds = frozenset(k.strip() for k in (raw or "").split(",") if k.strip())
+    if not kinds <= {"video", "audio"}:
+        raise ConfigError(f"TSUNAGU_TEST_RELAY_DROP takes video and/or audio, not {raw!r}")
+    return kinds
 
 
 # -- the Python kiosk client ---------------------------------------------------------------------
@@ -421,6 +479,7 @@ class BotSettings:
     max_call_s: float = 3600.0
     early_release: bool = True  # release video frames on their marker packet (see relay)
     verbose: bool = False
+    test_calls: bool = True  # also answer the kiosks' test calls (PROTOCOL.md section 14)
 
     @staticmethod
     def parser() -> argparse.ArgumentParser:
@@ -440,6 +499,8 @@ class BotSettings:
                        help="end wrap-up after S seconds (default: the server's wrap-up)")
         p.add_argument("--calls", type=int, default=None, help="stop after N answered calls")
         p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--no-test-calls", action="store_true",
+                       help="do not answer the kiosks' test calls (language test)")
         p.add_argument("-v", "--verbose", action="store_true")
         return p
 
@@ -450,4 +511,4 @@ class BotSettings:
                    media=not args.no_media, accept_delay_s=args.accept_delay,
                    decline_rate=args.decline_rate, talk_s=args.talk or None,
                    wrapup_s=args.wrapup, max_calls=args.calls, seed=args.seed,
-                   verbose=args.verbose)
+                   verbose=args.verbose, test_calls=not args.no_test_calls)

@@ -15,6 +15,7 @@ import { Cue } from "/static/kiosk/cue.js";
 import { HealthReporter } from "/static/kiosk/health.js";
 import { pictogram } from "/static/kiosk/pictograms.js";
 import { RATING_MS, SCORES, ratingOffered } from "/static/kiosk/rating.js";
+import { SelfCheck } from "/static/kiosk/selfcheck.js";
 
 const TOKEN_KEY = "tsunagu.kiosk.token";
 const ENDED_HOME_MS = 6000;
@@ -380,6 +381,9 @@ async function requestCall(code) {
   setState("waiting");
   renderWaiting();
   announce("waiting.title");
+  try {
+    await selfCheck.cancel(); // a resident's call wins over the daily test call
+  } catch { /* the test call is gone either way */ }
   ensureLocalMedia(); // ask for the camera now, not when the interpreter is already there
   try {
     const reply = await client.request("call.request", { language: code });
@@ -392,6 +396,7 @@ async function requestCall(code) {
 }
 
 function onQueued(msg) {
+  if (selfCheck.owns(msg)) { selfCheck.dropStray(msg); return; } // test calls: no screen
   // The resident already pressed cancel (while the request or the cancel
   // itself was in flight, or the network was down): finish the job.
   if (state.cancelIds.has(msg.call_id) || (state.cancelNext && Date.now() - state.cancelNext < 30000)) {
@@ -422,6 +427,7 @@ function onQueued(msg) {
 }
 
 function onPosition(msg) {
+  if (selfCheck.owns(msg)) return;
   if (!state.call || (state.call.id && state.call.id !== msg.call_id)) return;
   state.call.id = msg.call_id;
   state.call.position = msg.position;
@@ -495,6 +501,7 @@ function stopMedia() {
 }
 
 async function onConnected(msg) {
+  if (selfCheck.owns(msg)) { selfCheck.dropStray(msg); return; }
   const fresh = root.dataset.state !== "in-call" || !state.call || state.call.id !== msg.call_id;
   const language = (msg.peer && msg.peer.language) || (state.call && state.call.language);
   state.call = { ...(state.call || {}), id: msg.call_id, language };
@@ -514,6 +521,7 @@ async function onConnected(msg) {
 }
 
 function onEnded(msg) {
+  if (selfCheck.owns(msg)) return;
   if (!state.call) return; // nothing live here (a repeat, or an old call)
   if (state.call.id && msg.call_id !== state.call.id) return;
   clearTimeout(state.resyncTimer);
@@ -623,6 +631,7 @@ const leg = new MediaLeg(client, { remoteVideo: ui.remote });
 const health = new HealthReporter(client, { currentStream: () => state.stream });
 leg.addEventListener("quality", (ev) => health.noteQuality(ev.detail));
 health.start();
+const selfCheck = new SelfCheck(client, { notice: $("#selfcheck"), video: $("#selfcheck-video"), root });
 const chat = new ChatPanel({
   form: $("#chat-form"),
   input: $("textarea[name=chat]"),
@@ -654,6 +663,10 @@ client.on("call.queued", onQueued);
 client.on("call.position", onPosition);
 client.on("call.connected", onConnected);
 client.on("call.ended", onEnded);
+// The daily test call: only from the idle home screen (a busy tablet is tried again later).
+client.on("kiosk.test_due", (m) => {
+  if (root.dataset.state === "home" && !state.call && client.ready) selfCheck.start(m.test_id);
+});
 client.on("chat", (m) => {
   if (!state.call || m.call_id !== state.call.id) return;
   chat.add(m);
@@ -712,7 +725,7 @@ document.addEventListener("pointerdown", () => cue.unlock(), { capture: true });
 state.tick = setInterval(renderElapsed, 1000);
 
 // For tests and kiosk management tools: the live objects, no secrets.
-window.tsunagu = { client, leg, state, cue, timings, health };
+window.tsunagu = { client, leg, state, cue, timings, health, selfCheck };
 
 if (!storedToken()) showError("error.no_token");
 else client.start();

@@ -98,7 +98,8 @@ async def test_accounts_commands(redis_server: RedisServer, redis: aioredis.Redi
                                       "4", "--rotate")
     assert rotated.returncode == 0 and rotated.stdout != token.stdout
     kiosks = json.loads((await asyncio.to_thread(run, "list-kiosks", "--json")).stdout)
-    assert kiosks == [{"kiosk_id": "k1", "ward": "北区", "counter": "4", "revoked": False}]
+    assert kiosks == [{"kiosk_id": "k1", "ward": "北区", "counter": "4", "revoked": False,
+                       "test_at": "08:30"}]
     plain = await asyncio.to_thread(run, "list-kiosks")
     assert plain.stdout.startswith("k1\t")
 

@@ -12,6 +12,7 @@ from tsunagu.server_messages import (
     CallEnded,
     CallOffer,
     Chat,
+    KioskTestDue,
     Stats,
     Unknown,
     dump_server_message,
@@ -51,10 +52,12 @@ def test_newer_fields_and_types_are_kept_not_refused() -> None:
     msg = parse_server_message({"type": "call.ended", "call_id": "c1", "reason": "hangup",
                                 "rating_due_s": 120})
     assert isinstance(msg, CallEnded) and msg.extra == {"rating_due_s": 120}
-    other = parse_server_message({"type": "kiosk.test_due", "test_id": "t1", "rid": "r9"})
+    other = parse_server_message({"type": "kiosk.future_thing", "test_id": "t1", "rid": "r9"})
     assert isinstance(other, Unknown) and other.rid == "r9"
-    assert json.loads(dump_server_message(other)) == {"type": "kiosk.test_due",
+    assert json.loads(dump_server_message(other)) == {"type": "kiosk.future_thing",
                                                      "test_id": "t1", "rid": "r9"}
+    due = parse_server_message({"type": "kiosk.test_due", "test_id": "t1"})
+    assert isinstance(due, KioskTestDue) and due.test_id == "t1"
 
 
 def test_of_keeps_what_the_class_does_not_name() -> None:
