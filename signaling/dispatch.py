@@ -108,6 +108,7 @@ async def handle(conn: Connection, message: Message) -> None:
             conn.send(Ack(rid=message.rid))
         case KioskHealth():
             await conn.record_health(message.report)
+            conn.send(Ack(rid=message.rid))
         case KioskTest():
             await conn.tests.test_now(message.kiosk_id, message.rid)
             conn.send(Ack(rid=message.rid))
