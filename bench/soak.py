@@ -117,17 +117,25 @@ class MediaCalls:
                 "--token-file", str(self.token_file), "--headless", "--source", "synthetic",
                 "--no-audio-out", "--call", self.LANGUAGE, "--duration", "6",
                 "--max-wait", "30", stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL, env=self.env)
+                stderr=asyncio.subprocess.PIPE, env=self.env)
+            timed_out = False
             try:
-                out, _ = await asyncio.wait_for(proc.communicate(), 120)
+                out, err = await asyncio.wait_for(proc.communicate(), 120)
             except TimeoutError:
+                timed_out = True
                 proc.kill()
-                out = b""
+                out, err = await proc.communicate()
             ended = time.monotonic()
             lines = out.decode(errors="replace").strip().splitlines()
             hit = [name for at, name in faults if started - 5 <= at <= ended]
+            # what a failed one said on stderr: its last lines (never a token: the kiosk
+            # logs none)
+            tail = err.decode(errors="replace").strip().splitlines()[-2:]
             self.results.append({"ok": proc.returncode == 0, "node": n % 2,
                                  "first_line": lines[0] if lines else "no output",
+                                 "exit": proc.returncode, "timed_out": timed_out,
+                                 "seconds": round(ended - started, 1),
+                                 **({} if proc.returncode == 0 else {"stderr": tail}),
                                  "fault_during": hit})
             n += 1
             await asyncio.sleep(max(0.0, started + self.every_s - time.monotonic()))
