@@ -305,11 +305,14 @@ async def _check(arena: Arena, frame: Frame) -> None:
 
 
 async def snapshot(redis: aioredis.Redis) -> dict[str, bytes]:
-    """Every key and value, except the documented per-principal rate counters and the nodes'
-    own liveness (heartbeats, the sweeper's lease)."""
+    """Every key and value, except the documented per-principal rate counters, the nodes'
+    own liveness (heartbeats, the sweeper's lease) and what the nodes write on a clock
+    whatever clients send: the kiosks' last-seen times and the fleet's minute samples
+    (docs/fleet.md, docs/report.md)."""
     out: dict[str, bytes] = {}
     async for key in redis.scan_iter(count=1000):
-        if ":rl:" in key or key.endswith((":nodes", ":sweep_lease")):
+        if ":rl:" in key or ":fleet_sample:" in key or ":fleet_day:" in key \
+                or key.endswith((":nodes", ":sweep_lease", ":kseen")):
             continue
         dumped = await redis.dump(key)
         if dumped is not None:
