@@ -206,8 +206,12 @@ async def test_the_full_screen_window_places_a_call_by_touch_and_hangs_up(
     languages = languages_of({"languages": [lang.to_wire() for lang in load_catalogue(None)]})
     home, home_buttons = render(View(languages=languages), typeface, (WIDTH, HEIGHT))
     in_call, (hangup,) = render(View(state=ScreenState.IN_CALL), typeface, (WIDTH, HEIGHT))
-    ended, (back,) = render(View(state=ScreenState.ENDED, message=end_message("hangup")),
-                            typeface, (WIDTH, HEIGHT))
+    # after a real answered call: the rating (five faces and skip, PROTOCOL.md section 15)
+    ended, rating_buttons = render(View(state=ScreenState.ENDED, message=end_message("hangup"),
+                                        rating=True), typeface, (WIDTH, HEIGHT))
+    faces = [b for b in rating_buttons if b.action.startswith("rate:")]
+    (skip,) = [b for b in rating_buttons if b.action == "skip-rating"]
+    assert len(faces) == 5
     shown: Image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
 
     async def showing(expected: Image, buttons: list[Button]) -> bool:
@@ -240,8 +244,12 @@ async def test_the_full_screen_window_places_a_call_by_touch_and_hangs_up(
         await until(full_screen, 5, f"the window is not full screen: {geometry}", explain)
 
         # Home: one button per language, pixel for pixel what the renderer draws.
+        def explain_home() -> str:
+            save(shown, "home-not-matching")
+            return explain()
+
         await until(lambda: showing(home, home_buttons), 15,
-                    "the language buttons are not on screen", explain)
+                    "the language buttons are not on screen", explain_home)
         save(shown, "home")
         assert [b.action for b in home_buttons][0] == "language:jsl"
         background = np.array((40, 32, 24), np.uint8)
@@ -277,8 +285,10 @@ async def test_the_full_screen_window_places_a_call_by_touch_and_hangs_up(
         assert record.end_reason == "hangup", record
         assert record.media is not None
         assert record.media["received"]["video"]["frames"] > 0  # the kiosk's camera reached it
-        await until(lambda: showing(ended, [back]), 10, "no call-ended screen", explain)
+        await until(lambda: showing(ended, [*faces, skip]), 10, "no rating screen", explain)
         save(shown, "ended")
+        await screen.tap(skip)  # skip the rating: home again
+        await until(lambda: showing(home, home_buttons), 10, "not home after skip", explain)
 
         # The fleet heard from it (kiosk.health on connect): the X screen's size, its app.
         health = json.loads(await redis.get(Keys().kiosk_health("k-window")) or "null")
