@@ -24,6 +24,7 @@ from aiortc.rtp import (
 )
 
 from relay.errors import Stale
+from relay.estimate import FLOOR_BPS, START_BPS
 from relay.forwarder import (
     MID_URI,
     RtpHeader,
@@ -267,6 +268,9 @@ class Call:
                 if loss is not None:
                     loss.last_sr = ((p.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF,
                                     time.monotonic())
+                src.take_reports(p.reports)
+            elif isinstance(p, RtcpRrPacket):
+                src.take_reports(p.reports)
             elif isinstance(p, RtcpPsfbPacket) and p.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 src.counters.plis += 1
                 transcoder = self._transcoders.get((other_party(src.party), "video"))
@@ -275,29 +279,49 @@ class Call:
                 else:
                     await self.request_keyframe(other_party(src.party))
             elif isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP:
-                await self._forward_remb(src, p)
+                self._receiver_remb(src, p)
             elif isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK:
                 src.counters.nacks += 1
                 await self._answer_nack(src, p)
 
-    async def send_receiver_reports(self) -> None:
-        """Tell each sending endpoint what the relay received of its streams (RTCP RR): its
-        sender then knows its loss and round trip to the relay, as it would to a peer."""
-        now = time.monotonic()
+    async def send_feedback(self, now: float) -> None:
+        """Every INTERVAL_S: update each leg's estimate (relay/estimate.py), and tell each
+        sending endpoint what the relay received of its streams (RTCP RR: its loss and
+        round trip to the relay, as to a peer) and, on video, what it may send (the relay's
+        own REMB: the estimate of the path to the other party's leg)."""
+        for leg in self.legs.values():
+            if leg.connected:
+                leg.update_estimate(now)
         for party in PARTIES:
             for kind in ("audio", "video"):
                 up = self._upstream(party, kind)
                 if up is None:
                     continue
                 leg, sender_ssrc, media_ssrc = up
+                packet = b""
                 loss = leg.counters.loss.get(media_ssrc)
-                if loss is None:
-                    continue
-                fraction, lost, highest, lsr, dlsr = loss.report_block(now)
-                rr = RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
-                    ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
-                    highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)])
-                await leg.send_rtcp(kind, bytes(rr))
+                if loss is not None:
+                    fraction, lost, highest, lsr, dlsr = loss.report_block(now)
+                    packet = bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
+                        ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
+                        highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)]))
+                if kind == "video":
+                    packet += bytes(RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
+                        fci=pack_remb_fci(self._allowed_bps(party), [media_ssrc])))
+                if packet:
+                    await leg.send_rtcp(kind, packet)
+
+    def _allowed_bps(self, party: str) -> int:
+        """What ``party``'s endpoint may send: the estimate of the path to the other leg."""
+        dst = self.legs.get(other_party(party))
+        bps = dst.estimate.bps if dst is not None else START_BPS
+        if (party, "video") in self._transcoders and dst is not None and \
+                dst.counters.remb_bps is not None:
+            # the relay's encoder sends the other leg what that leg's REMB allows: more
+            # from the sender than that would only be decoded and thrown away
+            bps = min(bps, max(dst.counters.remb_bps, FLOOR_BPS))
+        return bps
 
     def _upstream(self, party: str, kind: str) -> tuple[Leg, int, int] | None:
         """``party``'s leg if it is connected and sends ``kind``, with the SSRCs feedback to
@@ -316,23 +340,19 @@ class Call:
             pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=sender_ssrc, media_ssrc=media_ssrc)
             await leg.send_rtcp("video", bytes(pli))
 
-    async def _forward_remb(self, src: Leg, p: RtcpPsfbPacket) -> None:
+    def _receiver_remb(self, src: Leg, p: RtcpPsfbPacket) -> None:
+        """A receiver's REMB is no longer passed upstream (it cannot grow past what the
+        receiver gets, so it held senders low): it is one congestion signal of this leg's
+        estimate, and the target of a transcoder's encoder sending to it."""
         try:
             bitrate, _ssrcs = unpack_remb_fci(p.fci)
         except ValueError:
             return
         src.counters.remb_bps = bitrate
+        src.estimate.on_receiver_remb(bitrate)
         transcoder = self._transcoders.get((other_party(src.party), "video"))
         if transcoder is not None:
-            # the relay's encoder sends this leg's video; the sender still needs a bound
-            # (REMB is its only delay-based feedback), and more is never of use here
             transcoder.set_target_bitrate(bitrate)
-        up = self._upstream(other_party(src.party), "video")
-        if up is not None:
-            leg, sender_ssrc, media_ssrc = up
-            remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
-                                  fci=pack_remb_fci(bitrate, [media_ssrc]))
-            await leg.send_rtcp("video", bytes(remb))
 
     async def _answer_nack(self, src: Leg, p: RtcpRtpfbPacket) -> None:
         """Resend what the relay still holds; ask the sending endpoint for the rest."""
@@ -345,6 +365,8 @@ class Call:
             cached = out.cache.get(seq)
             if cached is None:
                 missing.append(out.anchor.unmap_seq(seq))
+            elif not src.estimate.allow_resend(len(cached)):
+                src.counters.resends_skipped += 1  # the leg's share for resends is spent
             elif src.connected:
                 src.send_rtp(out, cached, None, 0, False)
         if missing and not is_synthetic_source(out.anchor.source_ssrc):

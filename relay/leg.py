@@ -18,6 +18,7 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from relay.errors import BadOffer
+from relay.estimate import LegEstimate
 from relay.forwarder import (
     MID_URI,
     CodecKey,
@@ -89,6 +90,7 @@ class Leg:
         self.out: dict[str, OutStream] = {}
         self.counters = LegCounters()
         self.rates = LegRates()
+        self.estimate = LegEstimate()  # of the path from the relay to this party
         self.connected = False
         self.was_connected = False
         self.closed = False
@@ -210,6 +212,22 @@ class Leg:
             await rtc_internals.send_plain(out.dtls, packet)
         except ConnectionError:
             return
+
+    def take_reports(self, reports: list[Any]) -> None:
+        """Report blocks from this party's SR/RR: the loss on what the relay sends it."""
+        for report in reports:
+            if self.out_kind_of(report.ssrc) == "video":
+                self.estimate.on_loss_report(report.fraction_lost)
+
+    def update_estimate(self, now: float) -> int:
+        """Feed this interval's round trip and send queue to the estimate, and update it."""
+        rtt = self.rtt_s()
+        if rtt is not None:
+            self.estimate.on_rtt(rtt)
+        for out in self.out.values():
+            self.estimate.on_send_queue(rtc_internals.send_queue_bytes(out.dtls))
+            break  # one transport carries every kind (BUNDLE)
+        return self.estimate.update(now, self.counters.bytes_out)
 
     def rtt_s(self) -> float | None:
         """Round-trip time to this party, from its reports on what the relay sends."""

@@ -69,6 +69,7 @@ class LegCounters:
     transcode_dropped: int = 0  # frames the transcoder dropped: overload, waiting for a keyframe
     nacks: int = 0
     plis: int = 0
+    resends_skipped: int = 0  # NACKed packets not resent: the leg's share for resends spent
     remb_bps: int | None = None
     loss: dict[int, InboundLoss] = field(default_factory=dict)
 

@@ -1,0 +1,154 @@
+"""The relay's own bandwidth estimate of the path to one leg: pure, no I/O, no clock.
+
+The relay forwards RTP without decoding, and it answers with aiortc, which negotiates
+no transport-cc: each sender's congestion control hears only REMB. Forwarding the
+receiver's REMB holds a sender near what it already sends (a receiver can only vouch
+for what it received, and the sender's padding probes end at the relay), so senders
+started low and stayed there for seconds. Instead the relay keeps one estimate per
+receiving leg, as an SFU does per transport (mediasoup), and sends it to the other
+party's sender as the relay's own REMB (docs/media.md, "Ramp-up").
+
+The estimate, updated every ``INTERVAL_S`` from what the relay delivered to the leg:
+
+- **start**: ``START_BPS``; until the first sign of congestion it is raised to twice
+  the best rate delivered over the last ``WINDOW_S`` (slow start), up to ``CAP_BPS``;
+- **decrease** (multiplicative): on loss the receiver reports (RR fraction lost over
+  ``LOSS_DECREASE``), on the receiver's own REMB falling below what is delivered, on a
+  send queue at the relay, or on a round trip grown by ``RTT_QUEUE_S`` over its floor:
+  to ``BETA`` x the rate delivered, then neither increase nor decrease for ``HOLD_S``
+  (the signals still show the queue the decrease is draining);
+- **increase** after that (additive): by ``ADD_FRACTION`` of the estimate or
+  ``ADD_MIN_BPS`` per interval, never above ``PROBE_FACTOR`` x the best delivered;
+- it never falls because a sender sends less than allowed: only congestion lowers it.
+
+Resends (NACK answers) share the leg: at most ``RESEND_SHARE`` of the estimate per
+interval, so retransmissions never starve a shaped leg of new media.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+INTERVAL_S = 0.5  # how often the estimate is updated and sent (RR + REMB)
+START_BPS = 600_000
+CAP_BPS = 2_500_000  # above what a 640x480 camera stream uses (Chromium: ~1.7 Mbps)
+FLOOR_BPS = 150_000  # never ask a sender for less: audio plus a small picture
+WINDOW_S = 1.5  # "best delivered" looks this far back (keyframes and frame timing vary)
+SLOW_START_FACTOR = 2.0
+PROBE_FACTOR = 1.5
+BETA = 0.85  # multiplicative decrease (as Google's congestion control)
+HOLD_S = 1.0
+ADD_FRACTION = 0.05
+ADD_MIN_BPS = 30_000
+LOSS_DECREASE = 26  # RR fraction lost, of 256: about 10 %
+LOSS_HOLD = 5  # about 2 %: hold, neither raise nor lower
+REMB_DROP = 0.9  # the receiver's REMB under this x delivered (and lower than before)
+RTT_QUEUE_S = 0.15  # round trip above its floor by this much: a queue is building
+QUEUE_BYTES = 32 * 1024  # bytes waiting in the relay's socket for this leg
+RESEND_SHARE = 0.2
+
+
+@dataclass(slots=True)
+class LegEstimate:
+    """What may be sent towards one receiving leg, in bits per second."""
+
+    bps: int = START_BPS
+    cap_bps: int = CAP_BPS
+    slow_start: bool = True
+    decreases: int = 0
+    delivered_bps: int = 0  # over the last interval
+    _last: tuple[float, int] | None = None  # (time, bytes sent) at the last update
+    _history: deque[tuple[float, int]] = field(default_factory=deque)  # (time, rate)
+    _hold_until: float = 0.0
+    _loss: int = 0  # the worst fraction lost reported since the last update
+    _remb: int | None = None  # the receiver's latest REMB
+    _remb_dropped: bool = False
+    _rtt_floor: float | None = None
+    _rtt: float | None = None
+    _rtt_seen: float | None = None  # the round trip at the last update
+    _queued: int = 0
+    _resend_budget: float = 0.0
+
+    def on_loss_report(self, fraction_lost: int) -> None:
+        """A receiver report on what the relay sends this leg (fraction lost, of 256)."""
+        self._loss = max(self._loss, fraction_lost)
+
+    def on_receiver_remb(self, bps: int) -> None:
+        """The leg's own REMB: a drop below the previous one means its path is overused."""
+        if self._remb is not None and bps < self._remb:
+            self._remb_dropped = True
+        self._remb = bps
+
+    def on_rtt(self, rtt_s: float) -> None:
+        """The round trip to the leg (from its reports on the relay's Sender Reports)."""
+        self._rtt = rtt_s
+        if self._rtt_floor is None or rtt_s < self._rtt_floor:
+            self._rtt_floor = rtt_s
+
+    def on_send_queue(self, queued_bytes: int) -> None:
+        """Bytes waiting in the relay's socket to this leg."""
+        self._queued = max(self._queued, queued_bytes)
+
+    def update(self, now: float, sent_bytes: int) -> int:
+        """Take the interval's signals and ``sent_bytes`` (the leg's running total of bytes
+        sent); return the new estimate."""
+        if self._last is None:
+            self._last = (now, sent_bytes)
+            self._reset_signals()
+            self._resend_budget = self._interval_bytes()
+            return self.bps
+        dt = now - self._last[0]
+        if dt <= 0:
+            return self.bps
+        rate = int((sent_bytes - self._last[1]) * 8 / dt)
+        self._last = (now, sent_bytes)
+        self.delivered_bps = rate
+        self._history.append((now, rate))
+        while self._history and self._history[0][0] < now - WINDOW_S:
+            self._history.popleft()
+        best = max(r for _t, r in self._history)
+        if now < self._hold_until:
+            pass  # the last decrease has not reached the signals yet (queued, reported late)
+        elif self._congested(rate):
+            self.bps = max(FLOOR_BPS, min(self.bps, int(BETA * rate)))
+            self.slow_start = False
+            self.decreases += 1
+            self._hold_until = now + HOLD_S
+            self._history.clear()  # what was delivered before the queue is no guide now
+        elif self._loss > LOSS_HOLD:
+            pass
+        elif self.slow_start:
+            self.bps = max(self.bps, min(self.cap_bps, int(SLOW_START_FACTOR * best)))
+        else:
+            step = max(ADD_MIN_BPS, int(ADD_FRACTION * self.bps))
+            ceiling = max(self.bps, min(self.cap_bps, int(PROBE_FACTOR * best)))
+            self.bps = min(ceiling, self.bps + step)
+        self._rtt_seen = self._rtt
+        self._reset_signals()
+        self._resend_budget = self._interval_bytes()
+        return self.bps
+
+    def _congested(self, delivered: int) -> bool:
+        if self._loss >= LOSS_DECREASE or self._queued >= QUEUE_BYTES:
+            return True
+        if self._remb_dropped and self._remb is not None and \
+                self._remb < REMB_DROP * delivered:
+            return True
+        # a smoothed round trip that is high but falling is a queue draining, not building
+        rtt, floor, seen = self._rtt, self._rtt_floor, self._rtt_seen
+        return (rtt is not None and floor is not None and rtt - floor > RTT_QUEUE_S
+                and (seen is None or rtt > seen))
+
+    def _reset_signals(self) -> None:
+        self._loss, self._queued, self._remb_dropped = 0, 0, False
+
+    def _interval_bytes(self) -> float:
+        return RESEND_SHARE * self.bps * INTERVAL_S / 8
+
+    def allow_resend(self, nbytes: int) -> bool:
+        """Whether a resend of ``nbytes`` fits this interval's share for resends."""
+        if self._resend_budget < nbytes:
+            return False
+        self._resend_budget -= nbytes
+        return True
