@@ -28,6 +28,7 @@ from relay.estimate import FLOOR_BPS, START_BPS
 from relay.forwarder import (
     MID_URI,
     RtpHeader,
+    abs_send_time,
     build_packet,
     media_length,
     parse_header,
@@ -155,6 +156,12 @@ class Call:
         video = codec.kind == "video"
         if video and h.marker:
             c.frames_in += 1
+            if src.in_abs_send_id:  # how late the frame's last packet arrives: a queue
+                sent = abs_send_time(h, src.in_abs_send_id)
+                if sent is not None:
+                    delay = (now_ms / 1000 - sent) % 64.0
+                    if delay < c.frame_delay_s:
+                        c.frame_delay_s = delay
         loss = c.loss.get(h.ssrc)
         if loss is None:
             loss = c.loss[h.ssrc] = InboundLoss()
@@ -288,10 +295,10 @@ class Call:
         """Every INTERVAL_S: update each leg's estimate (relay/estimate.py), and tell each
         sending endpoint what the relay received of its streams (RTCP RR: its loss and
         round trip to the relay, as to a peer) and, on video, what it may send (the relay's
-        own REMB: the estimate of the path to the other party's leg)."""
+        own REMB, relay/estimate.py)."""
         for leg in self.legs.values():
             if leg.connected:
-                leg.update_estimate(now)
+                leg.update_estimates(now)
         for party in PARTIES:
             for kind in ("audio", "video"):
                 up = self._upstream(party, kind)
@@ -313,9 +320,12 @@ class Call:
                     await leg.send_rtcp(kind, packet)
 
     def _allowed_bps(self, party: str) -> int:
-        """What ``party``'s endpoint may send: the estimate of the path to the other leg."""
-        dst = self.legs.get(other_party(party))
+        """What ``party``'s endpoint may send: the lower of the estimates of its path to the
+        relay and of the relay's path to the other party."""
+        src, dst = self.legs.get(party), self.legs.get(other_party(party))
         bps = dst.estimate.bps if dst is not None else START_BPS
+        if src is not None:
+            bps = min(bps, src.uplink.bps)
         if (party, "video") in self._transcoders and dst is not None and \
                 dst.counters.remb_bps is not None:
             # the relay's encoder sends the other leg what that leg's REMB allows: more
