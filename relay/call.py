@@ -313,11 +313,21 @@ class Call:
                         ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
                         highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)]))
                 if kind == "video":
-                    packet += bytes(RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
-                        fci=pack_remb_fci(self._allowed_bps(party), [media_ssrc])))
+                    packet += self._remb(party, sender_ssrc, media_ssrc)
                 if packet:
                     await leg.send_rtcp(kind, packet)
+
+    async def _send_rembs(self) -> None:
+        """The relay's REMB alone to each video sender, now."""
+        for party in PARTIES:
+            up = self._upstream(party, "video")
+            if up is not None:
+                leg, sender_ssrc, media_ssrc = up
+                await leg.send_rtcp("video", self._remb(party, sender_ssrc, media_ssrc))
+
+    def _remb(self, party: str, sender_ssrc: int, media_ssrc: int) -> bytes:
+        return bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
+                                    fci=pack_remb_fci(self._allowed_bps(party), [media_ssrc])))
 
     def _allowed_bps(self, party: str) -> int:
         """What ``party``'s endpoint may send: the lower of the estimates of its path to the
@@ -429,6 +439,7 @@ class Call:
             # the new leg needs a picture now, not at the sender's next keyframe (nor after a
             # slow Redis write)
             await self.request_keyframe(other_party(leg.party))
+            await self._send_rembs()  # senders start low (Chromium: 300 kbps): not 0.5 s more
             await self._on_event(self.call_id, leg.party, "leg_connected", "")
         elif state == "failed":
             await self._on_event(self.call_id, leg.party, "leg_failed", leg.failure_reason())

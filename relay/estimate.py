@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-INTERVAL_S = 0.5  # how often the estimate is updated and sent (RR + REMB)
+INTERVAL_S = 0.25  # how often the estimate is updated and sent (RR + REMB)
 START_BPS = 600_000
 CAP_BPS = 2_500_000  # above what a 640x480 camera stream uses (Chromium: ~1.7 Mbps)
 FLOOR_BPS = 150_000  # never ask a sender for less: audio plus a small picture

@@ -72,7 +72,7 @@ def test_holds_when_the_sender_sends_less_and_nothing_is_congested() -> None:
     for _ in range(4):
         path.step()
     held = path.est.bps
-    assert held == SLOW_START_FACTOR * 750_000
+    assert held == pytest.approx(SLOW_START_FACTOR * 750_000, rel=0.001)
     for _ in range(40):  # 20 s of a steady, app-limited sender
         path.step(loss=0.0, rtt=0.002)
     assert path.est.bps == held
@@ -84,8 +84,8 @@ def test_loss_on_the_leg_decreases_to_a_share_of_what_was_delivered() -> None:
     for _ in range(4):
         path.step()
     bps = path.step(loss=0.25)
-    # of what got through (the test's packets are whole: 0.248 lost)
-    assert bps == pytest.approx(BETA * 0.75 * path.est.delivered_bps, rel=0.01)
+    # of what got through (the test's packets are whole: about 25 % lost)
+    assert bps == pytest.approx(BETA * 0.75 * path.est.delivered_bps, rel=0.02)
     assert path.est.decreases == 1 and not path.est.slow_start
 
 
