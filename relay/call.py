@@ -43,6 +43,11 @@ from relay.transcode import Transcoder, is_synthetic_source, start_transcoder
 logger = logging.getLogger(__name__)
 
 PARTIES = ("kiosk", "interpreter")
+# Chromium trusts REMB over its loss-based estimate only in its "start phase", the 2 s after
+# the first receiver report it gets; after that it raises its target at most 8 % a second
+# (over the lowest of the last second). The relay's first RR waits this long after the
+# sender's media started, so the sender ramps on the relay's REMB first (docs/media.md).
+FIRST_REPORT_S = 2.5
 KEYFRAME_ASK_MS = 300.0  # while a receiver waits for its first keyframe, ask this often
 CONNECT_TIMEOUT_S = 15.0  # a leg not connected this long after its answer is reported failed
 EventSink = Callable[[str, str, str, str], Awaitable[None]]  # call_id, party, event, reason
@@ -307,7 +312,9 @@ class Call:
                 leg, sender_ssrc, media_ssrc = up
                 packet = b""
                 loss = leg.counters.loss.get(media_ssrc)
-                if loss is not None:
+                if leg.reports_from is None:
+                    leg.reports_from = now + FIRST_REPORT_S
+                if loss is not None and now >= leg.reports_from:
                     fraction, lost, highest, lsr, dlsr = loss.report_block(now)
                     packet = bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
                         ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,

@@ -98,6 +98,7 @@ class Leg:
         self.estimate = LegEstimate()
         self.uplink = LegEstimate(delay_queue_s=ONE_WAY_QUEUE_S)
         self.report_rtt_s = float("inf")  # the least round trip reported since the last update
+        self.reports_from: float | None = None  # when the relay's RRs to this party may start
         self.connected = False
         self.was_connected = False
         self.closed = False
