@@ -130,7 +130,9 @@ class LegEstimate:
             through = int(BETA * rate * (1.0 - self._loss))
             if self._remb_dropped and self._remb is not None:
                 through = min(through, self._remb)
-            self.bps = max(FLOOR_BPS, min(self.bps, through))
+            # the loss reported now is of packets sent before the last decrease took
+            # effect: never more than halve at once
+            self.bps = max(FLOOR_BPS, self.bps // 2, min(self.bps, through))
             self.slow_start = False
             self.decreases += 1
             self._hold_until = now + HOLD_S

@@ -120,9 +120,9 @@ def test_receiver_remb_dropping_below_what_is_delivered_decreases() -> None:
     for _ in range(3):
         path.step(remb=3_000_000)  # high and steady: no signal
     assert path.est.decreases == 0
-    bps = path.step(remb=1_000_000)
+    bps = path.step(remb=1_200_000)
     assert path.est.decreases == 1
-    assert bps == 1_000_000  # the receiver's own estimate, under BETA x what got through
+    assert bps == 1_200_000  # the receiver's own estimate, under BETA x what got through
 
 
 def test_a_few_lost_packets_in_a_short_report_are_not_ten_percent_loss() -> None:
@@ -169,6 +169,14 @@ def test_a_send_queue_at_the_relay_decreases() -> None:
     path.est.on_send_queue(64 * 1024)
     path.step()
     assert path.est.decreases == 1
+
+
+def test_one_decrease_at_most_halves() -> None:
+    path = Path(want_bps=2_000_000)
+    for _ in range(4):
+        path.step()
+    before = path.est.bps
+    assert path.step(loss=0.9) == before // 2
 
 
 def test_never_below_the_floor() -> None:
