@@ -340,7 +340,7 @@ class Call:
         """What ``party``'s endpoint may send: the lower of the estimates of its path to the
         relay and of the relay's path to the other party."""
         src, dst = self.legs.get(party), self.legs.get(other_party(party))
-        bps = dst.estimate.bps if dst is not None else START_BPS
+        bps = dst.downlink.bps if dst is not None else START_BPS
         if src is not None:
             bps = min(bps, src.uplink.bps)
         if (party, "video") in self._transcoders and dst is not None and \
@@ -376,7 +376,7 @@ class Call:
         except ValueError:
             return
         src.counters.remb_bps = bitrate
-        src.estimate.on_receiver_remb(bitrate)
+        src.downlink.on_receiver_remb(bitrate)
         transcoder = self._transcoders.get((other_party(src.party), "video"))
         if transcoder is not None:
             transcoder.set_target_bitrate(bitrate)
@@ -392,7 +392,7 @@ class Call:
             cached = out.cache.get(seq)
             if cached is None:
                 missing.append(out.anchor.unmap_seq(seq))
-            elif not src.estimate.allow_resend(len(cached)):
+            elif not src.downlink.allow_resend(len(cached)):
                 src.counters.resends_skipped += 1  # the leg's share for resends is spent
             elif src.connected:
                 src.send_rtp(out, cached, None, 0, False)

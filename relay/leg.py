@@ -95,7 +95,7 @@ class Leg:
         self.counters = LegCounters()
         self.rates = LegRates()
         # the relay's estimates of the paths from the relay to this party and back
-        self.estimate = LegEstimate()
+        self.downlink = LegEstimate()
         self.uplink = LegEstimate(delay_queue_s=ONE_WAY_QUEUE_S)
         self.report_rtt_s = float("inf")  # the least round trip reported since the last update
         self.reports_from: float | None = None  # when the relay's RRs to this party may start
@@ -232,7 +232,7 @@ class Leg:
         for report in reports:
             kind = self.out_kind_of(report.ssrc)
             if kind == "video":
-                self.estimate.on_loss_report(report.highest_sequence, report.packets_lost)
+                self.downlink.on_loss_report(report.highest_sequence, report.packets_lost)
             if kind is not None and report.lsr:
                 rtt = ((now_ntp - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if rtt < self.report_rtt_s:
@@ -252,12 +252,12 @@ class Leg:
         endpoint or a lowered target lengthen, as a queue).
         """
         if self.report_rtt_s != float("inf"):
-            self.estimate.on_delay(self.report_rtt_s)
+            self.downlink.on_delay(self.report_rtt_s)
             self.report_rtt_s = float("inf")
         for out in self.out.values():
-            self.estimate.on_send_queue(rtc_internals.send_queue_bytes(out.dtls))
+            self.downlink.on_send_queue(rtc_internals.send_queue_bytes(out.dtls))
             break  # one transport carries every kind (BUNDLE)
-        self._update(self.estimate, "down", now, self.counters.bytes_out)
+        self._update(self.downlink, "down", now, self.counters.bytes_out)
         ssrc = self.in_ssrc.get("video")
         loss = self.counters.loss.get(ssrc) if ssrc is not None else None
         if loss is not None and loss.base is not None:

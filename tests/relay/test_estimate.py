@@ -36,7 +36,7 @@ class Path:
         self.sent += int(rate * INTERVAL_S / 8)
         if loss is None and self.limit is not None and rate > self.limit:
             loss = (rate - self.limit) / rate  # what a full queue drops
-        packets = rate * INTERVAL_S // 8000  # 1,000-byte packets
+        packets = rate * INTERVAL_S // 4000  # 500-byte packets
         self.seq += packets
         self.lost += int(packets * (loss or 0.0))
         self.est.on_loss_report(self.seq, self.lost)
@@ -50,26 +50,28 @@ class Path:
 def test_starts_above_a_sender_start_and_ramps_on_what_is_delivered() -> None:
     path = Path(want_bps=800_000)
     assert path.est.bps == START_BPS
-    bps = path.step()  # the sender sent 600 kbps (the start): 900 kbps allowed
-    assert bps == SLOW_START_FACTOR * START_BPS == 900_000
-    bps = path.step()  # it sent all it wanted (800 kbps): 1.5 x the best seen so far
-    assert bps == 1_200_000
-    assert path.step() == 1_200_000  # and no more while it wants no more
+    bps = path.step()  # the sender sent 600 kbps (the start)
+    assert bps == pytest.approx(SLOW_START_FACTOR * START_BPS, rel=0.001)
+    while path.est.bps < SLOW_START_FACTOR * 800_000 * 0.999:
+        assert path.step() > bps  # up while the sender uses what it is allowed
+        bps = path.est.bps
+    assert path.step() == bps  # and no more while it wants no more
     path.want = 1_000_000
-    bps = path.step()
-    assert bps == 1_500_000
+    for _ in range(3):
+        path.step()
+    assert path.est.bps == pytest.approx(SLOW_START_FACTOR * 1_000_000, rel=0.001)
 
 
 def test_capped() -> None:
     path = Path(want_bps=10_000_000)
-    for _ in range(10):
+    for _ in range(20):
         path.step()
     assert path.est.bps == CAP_BPS
 
 
 def test_holds_when_the_sender_sends_less_and_nothing_is_congested() -> None:
     path = Path(want_bps=750_000)
-    for _ in range(4):
+    for _ in range(8):
         path.step()
     held = path.est.bps
     assert held == pytest.approx(SLOW_START_FACTOR * 750_000, rel=0.001)
@@ -104,7 +106,7 @@ def test_a_few_percent_loss_holds_the_estimate() -> None:
     path = Path(want_bps=2_000_000)
     path.step()
     before = path.est.bps
-    assert path.step(loss=0.04) == before  # neither up nor down
+    assert path.step(loss=0.06) == before  # neither up nor down
 
 
 def test_converges_under_a_limit_without_collapsing() -> None:
@@ -117,12 +119,14 @@ def test_converges_under_a_limit_without_collapsing() -> None:
 
 def test_receiver_remb_dropping_below_what_is_delivered_decreases() -> None:
     path = Path(want_bps=2_000_000)
-    for _ in range(3):
+    for _ in range(8):
         path.step(remb=3_000_000)  # high and steady: no signal
     assert path.est.decreases == 0
-    bps = path.step(remb=1_200_000)
+    before = path.est.bps
+    remb = int(0.7 * path.est.delivered_bps)
+    bps = path.step(remb=remb)
     assert path.est.decreases == 1
-    assert bps == 1_200_000  # the receiver's own estimate, under BETA x what got through
+    assert bps == max(before // 2, remb)  # the receiver's own estimate, under BETA x through
 
 
 def test_a_few_lost_packets_in_a_short_report_are_not_ten_percent_loss() -> None:
@@ -137,7 +141,7 @@ def test_a_few_lost_packets_in_a_short_report_are_not_ten_percent_loss() -> None
 
 def test_a_receiver_remb_that_lags_but_does_not_drop_is_no_signal() -> None:
     path = Path(want_bps=2_000_000)
-    for remb in (300_000, 500_000, 800_000, 1_100_000):  # a receiver catching up
+    for remb in range(300_000, 1_500_000, 100_000):  # a receiver catching up, slowly
         path.step(remb=remb)
     assert path.est.decreases == 0
     assert path.est.bps == CAP_BPS
