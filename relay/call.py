@@ -24,7 +24,7 @@ from aiortc.rtp import (
 )
 
 from relay.errors import Stale
-from relay.estimate import FLOOR_BPS, START_BPS
+from relay.estimate import FLOOR_BPS, INTERVAL_S, START_BPS
 from relay.forwarder import (
     MID_URI,
     RtpHeader,
@@ -48,6 +48,9 @@ PARTIES = ("kiosk", "interpreter")
 # (over the lowest of the last second). The relay's first RR waits this long after the
 # sender's media started, so the sender ramps on the relay's REMB first (docs/media.md).
 FIRST_REPORT_S = 2.5
+REPORT_S = 0.5  # then a receiver report this often
+REMB_STEP = 0.03  # the relay's REMB is sent when it moved this much (relative)...
+REMB_REFRESH_S = 1.0  # ...or this long after the last one
 KEYFRAME_ASK_MS = 300.0  # while a receiver waits for its first keyframe, ask this often
 CONNECT_TIMEOUT_S = 15.0  # a leg not connected this long after its answer is reported failed
 EventSink = Callable[[str, str, str, str], Awaitable[None]]  # call_id, party, event, reason
@@ -297,32 +300,43 @@ class Call:
                 await self._answer_nack(src, p)
 
     async def send_feedback(self, now: float) -> None:
-        """Every INTERVAL_S: update each leg's estimate (relay/estimate.py), and tell each
-        sending endpoint what the relay received of its streams (RTCP RR: its loss and
-        round trip to the relay, as to a peer) and, on video, what it may send (the relay's
-        own REMB, relay/estimate.py)."""
+        """Every INTERVAL_S: update each leg's estimates (relay/estimate.py); tell each
+        sending endpoint, every REPORT_S, what the relay received of its streams (RTCP RR:
+        its loss and round trip to the relay, as to a peer) and, on video, what it may send
+        (the relay's own REMB) whenever that moved or every REMB_REFRESH_S."""
         for leg in self.legs.values():
             if leg.connected:
                 leg.update_estimates(now)
         for party in PARTIES:
+            sender = self.legs.get(party)
+            if sender is None or not sender.connected or not sender.in_ssrc:
+                continue
+            if sender.reports_from is None:
+                sender.reports_from = now + FIRST_REPORT_S
+            report = now >= sender.reports_from
+            if report:
+                sender.reports_from = now + REPORT_S - INTERVAL_S / 2
             for kind in ("audio", "video"):
                 up = self._upstream(party, kind)
-                if up is None:
-                    continue
-                leg, sender_ssrc, media_ssrc = up
-                packet = b""
-                loss = leg.counters.loss.get(media_ssrc)
-                if leg.reports_from is None:
-                    leg.reports_from = now + FIRST_REPORT_S
-                if loss is not None and now >= leg.reports_from:
-                    fraction, lost, highest, lsr, dlsr = loss.report_block(now)
-                    packet = bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
-                        ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
-                        highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)]))
-                if kind == "video":
-                    packet += self._remb(party, sender_ssrc, media_ssrc)
-                if packet:
-                    await leg.send_rtcp(kind, packet)
+                if up is not None:
+                    await self._feedback(party, kind, *up, now, report)
+
+    async def _feedback(self, party: str, kind: str, leg: Leg, sender_ssrc: int,
+                        media_ssrc: int, now: float, report: bool) -> None:
+        packet = b""
+        loss = leg.counters.loss.get(media_ssrc)
+        if report and loss is not None:
+            fraction, lost, highest, lsr, dlsr = loss.report_block(now)
+            packet = bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
+                ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
+                highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)]))
+        if kind == "video":
+            bps, (last_bps, last_at) = self._allowed_bps(party), leg.remb_sent
+            if abs(bps - last_bps) > REMB_STEP * last_bps or now - last_at >= REMB_REFRESH_S:
+                leg.remb_sent = (bps, now)
+                packet += self._remb(party, sender_ssrc, media_ssrc)
+        if packet:
+            await leg.send_rtcp(kind, packet)
 
     async def _send_rembs(self) -> None:
         """The relay's REMB alone to each video sender, now."""

@@ -98,7 +98,8 @@ class Leg:
         self.downlink = LegEstimate()
         self.uplink = LegEstimate(delay_queue_s=ONE_WAY_QUEUE_S)
         self.report_rtt_s = float("inf")  # the least round trip reported since the last update
-        self.reports_from: float | None = None  # when the relay's RRs to this party may start
+        self.reports_from: float | None = None  # when the relay's next RR to this party is due
+        self.remb_sent: tuple[int, float] = (0, float("-inf"))  # the last REMB to it, when
         self.connected = False
         self.was_connected = False
         self.closed = False
