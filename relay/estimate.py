@@ -1,22 +1,25 @@
-"""The relay's own bandwidth estimate of the path to one leg: pure, no I/O, no clock.
+"""The relay's own bandwidth estimate of one path of a leg: pure, no I/O, no clock.
 
 The relay forwards RTP without decoding, and it answers with aiortc, which negotiates
 no transport-cc: each sender's congestion control hears only REMB. Forwarding the
 receiver's REMB holds a sender near what it already sends (a receiver can only vouch
 for what it received, and the sender's padding probes end at the relay), so senders
-started low and stayed there for seconds. Instead the relay keeps one estimate per
-receiving leg, as an SFU does per transport (mediasoup), and sends it to the other
-party's sender as the relay's own REMB (docs/media.md, "Ramp-up").
+started low and stayed there for seconds. Instead the relay keeps its own estimates per
+leg, as an SFU does per transport (mediasoup): of the path from the relay to the party
+(downlink) and from the party to the relay (uplink), and sends each sender the lower of
+its uplink and the other party's downlink as the relay's own REMB (relay/call.py;
+docs/media.md, "Ramp-up").
 
-The estimate, updated every ``INTERVAL_S`` from what the relay delivered to the leg:
+The estimate, updated every ``INTERVAL_S`` from what went over the path:
 
-- **start**: ``START_BPS``; until the first sign of congestion it is raised to twice
-  the best rate delivered over the last ``WINDOW_S`` (slow start), up to ``CAP_BPS``;
-- **decrease** (multiplicative): on loss the receiver reports (RR fraction lost over
-  ``LOSS_DECREASE``), on the receiver's own REMB falling below what is delivered, on a
-  send queue at the relay, or on a delay grown by ``DELAY_QUEUE_S`` over its floor:
-  to ``BETA`` x the rate delivered, then neither increase nor decrease for ``HOLD_S``
-  (the signals still show the queue the decrease is draining);
+- **start**: ``START_BPS``; until the first sign of congestion it is raised to
+  ``SLOW_START_FACTOR`` x the best rate delivered over the last ``WINDOW_S`` (slow
+  start), up to ``CAP_BPS``;
+- **decrease** (multiplicative): on loss over ``LOSS_DECREASE`` in the interval, on the
+  receiver's own REMB dropping below what is delivered, on a send queue at the relay, or
+  on a delay grown by ``delay_queue_s`` over its floor: to ``BETA`` x what got through
+  (delivered x (1 - loss)), at most halving, then neither increase nor decrease for
+  ``HOLD_S`` (the signals still show the queue the decrease is draining);
 - **increase** after that (additive): by ``ADD_FRACTION`` of the estimate or
   ``ADD_MIN_BPS`` per interval, never above ``PROBE_FACTOR`` x the best delivered;
 - it never falls because a sender sends less than allowed: only congestion lowers it.
@@ -30,7 +33,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-INTERVAL_S = 0.25  # how often the estimate is updated and sent (RR + REMB)
+INTERVAL_S = 0.25  # how often the estimates are updated (and the REMB sent if it moved)
 START_BPS = 600_000
 CAP_BPS = 2_500_000  # above what a 640x480 camera stream uses (Chromium: ~1.7 Mbps)
 FLOOR_BPS = 150_000  # never ask a sender for less: audio plus a small picture
