@@ -24,9 +24,11 @@ from aiortc.rtp import (
 )
 
 from relay.errors import Stale
+from relay.estimate import FLOOR_BPS, INTERVAL_S, START_BPS
 from relay.forwarder import (
     MID_URI,
     RtpHeader,
+    abs_send_time,
     build_packet,
     media_length,
     parse_header,
@@ -41,6 +43,14 @@ from relay.transcode import Transcoder, is_synthetic_source, start_transcoder
 logger = logging.getLogger(__name__)
 
 PARTIES = ("kiosk", "interpreter")
+# Chromium trusts REMB over its loss-based estimate only in its "start phase", the 2 s after
+# the first receiver report it gets; after that it raises its target at most 8 % a second
+# (over the lowest of the last second). The relay's first RR waits this long after the
+# sender's media started, so the sender ramps on the relay's REMB first (docs/media.md).
+FIRST_REPORT_S = 2.5
+REPORT_S = 0.5  # then a receiver report this often
+REMB_STEP = 0.03  # the relay's REMB is sent when it moved this much (relative)...
+REMB_REFRESH_S = 1.0  # ...or this long after the last one
 KEYFRAME_ASK_MS = 300.0  # while a receiver waits for its first keyframe, ask this often
 CONNECT_TIMEOUT_S = 15.0  # a leg not connected this long after its answer is reported failed
 EventSink = Callable[[str, str, str, str], Awaitable[None]]  # call_id, party, event, reason
@@ -156,6 +166,12 @@ class Call:
         video = codec.kind == "video"
         if video and h.marker:
             c.frames_in += 1
+            if src.in_abs_send_id:  # how late the frame's last packet arrives: a queue
+                sent = abs_send_time(h, src.in_abs_send_id)
+                if sent is not None:
+                    delay = (now_ms / 1000 - sent) % 64.0
+                    if delay < c.frame_delay_s:
+                        c.frame_delay_s = delay
         loss = c.loss.get(h.ssrc)
         if loss is None:
             loss = c.loss[h.ssrc] = InboundLoss()
@@ -269,6 +285,9 @@ class Call:
                 if loss is not None:
                     loss.last_sr = ((p.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF,
                                     time.monotonic())
+                src.take_reports(p.reports)
+            elif isinstance(p, RtcpRrPacket):
+                src.take_reports(p.reports)
             elif isinstance(p, RtcpPsfbPacket) and p.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 src.counters.plis += 1
                 transcoder = self._transcoders.get((other_party(src.party), "video"))
@@ -277,29 +296,75 @@ class Call:
                 else:
                     await self.request_keyframe(other_party(src.party))
             elif isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP:
-                await self._forward_remb(src, p)
+                self._receiver_remb(src, p)
             elif isinstance(p, RtcpRtpfbPacket) and p.fmt == RTCP_RTPFB_NACK:
                 src.counters.nacks += 1
                 await self._answer_nack(src, p)
 
-    async def send_receiver_reports(self) -> None:
-        """Tell each sending endpoint what the relay received of its streams (RTCP RR): its
-        sender then knows its loss and round trip to the relay, as it would to a peer."""
-        now = time.monotonic()
+    async def send_feedback(self, now: float) -> None:
+        """Every INTERVAL_S: update each leg's estimates (relay/estimate.py); tell each
+        sending endpoint, every REPORT_S, what the relay received of its streams (RTCP RR:
+        its loss and round trip to the relay, as to a peer) and, on video, what it may send
+        (the relay's own REMB) whenever that moved or every REMB_REFRESH_S."""
+        for leg in self.legs.values():
+            if leg.connected:
+                leg.update_estimates(now)
         for party in PARTIES:
+            sender = self.legs.get(party)
+            if sender is None or not sender.connected or not sender.in_ssrc:
+                continue
+            if sender.reports_from is None:
+                sender.reports_from = now + FIRST_REPORT_S
+            report = now >= sender.reports_from
+            if report:
+                sender.reports_from = now + REPORT_S - INTERVAL_S / 2
             for kind in ("audio", "video"):
                 up = self._upstream(party, kind)
-                if up is None:
-                    continue
+                if up is not None:
+                    await self._feedback(party, kind, *up, now, report)
+
+    async def _feedback(self, party: str, kind: str, leg: Leg, sender_ssrc: int,
+                        media_ssrc: int, now: float, report: bool) -> None:
+        packet = b""
+        loss = leg.counters.loss.get(media_ssrc)
+        if report and loss is not None:
+            fraction, lost, highest, lsr, dlsr = loss.report_block(now)
+            packet = bytes(RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
+                ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
+                highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)]))
+        if kind == "video":
+            bps, (last_bps, last_at) = self._allowed_bps(party), leg.remb_sent
+            if abs(bps - last_bps) > REMB_STEP * last_bps or now - last_at >= REMB_REFRESH_S:
+                leg.remb_sent = (bps, now)
+                packet += self._remb(party, sender_ssrc, media_ssrc)
+        if packet:
+            await leg.send_rtcp(kind, packet)
+
+    async def _send_rembs(self) -> None:
+        """The relay's REMB alone to each video sender, now."""
+        for party in PARTIES:
+            up = self._upstream(party, "video")
+            if up is not None:
                 leg, sender_ssrc, media_ssrc = up
-                loss = leg.counters.loss.get(media_ssrc)
-                if loss is None:
-                    continue
-                fraction, lost, highest, lsr, dlsr = loss.report_block(now)
-                rr = RtcpRrPacket(ssrc=sender_ssrc, reports=[RtcpReceiverInfo(
-                    ssrc=media_ssrc, fraction_lost=fraction, packets_lost=lost,
-                    highest_sequence=highest, jitter=0, lsr=lsr, dlsr=dlsr)])
-                await leg.send_rtcp(kind, bytes(rr))
+                await leg.send_rtcp("video", self._remb(party, sender_ssrc, media_ssrc))
+
+    def _remb(self, party: str, sender_ssrc: int, media_ssrc: int) -> bytes:
+        return bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
+                                    fci=pack_remb_fci(self._allowed_bps(party), [media_ssrc])))
+
+    def _allowed_bps(self, party: str) -> int:
+        """What ``party``'s endpoint may send: the lower of the estimates of its path to the
+        relay and of the relay's path to the other party."""
+        src, dst = self.legs.get(party), self.legs.get(other_party(party))
+        bps = dst.downlink.bps if dst is not None else START_BPS
+        if src is not None:
+            bps = min(bps, src.uplink.bps)
+        if (party, "video") in self._transcoders and dst is not None and \
+                dst.counters.remb_bps is not None:
+            # the relay's encoder sends the other leg what that leg's REMB allows: more
+            # from the sender than that would only be decoded and thrown away
+            bps = min(bps, max(dst.counters.remb_bps, FLOOR_BPS))
+        return bps
 
     def _upstream(self, party: str, kind: str) -> tuple[Leg, int, int] | None:
         """``party``'s leg if it is connected and sends ``kind``, with the SSRCs feedback to
@@ -318,23 +383,19 @@ class Call:
             pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=sender_ssrc, media_ssrc=media_ssrc)
             await leg.send_rtcp("video", bytes(pli))
 
-    async def _forward_remb(self, src: Leg, p: RtcpPsfbPacket) -> None:
+    def _receiver_remb(self, src: Leg, p: RtcpPsfbPacket) -> None:
+        """A receiver's REMB is no longer passed upstream (it cannot grow past what the
+        receiver gets, so it held senders low): it is one congestion signal of this leg's
+        estimate, and the target of a transcoder's encoder sending to it."""
         try:
             bitrate, _ssrcs = unpack_remb_fci(p.fci)
         except ValueError:
             return
         src.counters.remb_bps = bitrate
+        src.downlink.on_receiver_remb(bitrate)
         transcoder = self._transcoders.get((other_party(src.party), "video"))
         if transcoder is not None:
-            # the relay's encoder sends this leg's video; the sender still needs a bound
-            # (REMB is its only delay-based feedback), and more is never of use here
             transcoder.set_target_bitrate(bitrate)
-        up = self._upstream(other_party(src.party), "video")
-        if up is not None:
-            leg, sender_ssrc, media_ssrc = up
-            remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=sender_ssrc, media_ssrc=0,
-                                  fci=pack_remb_fci(bitrate, [media_ssrc]))
-            await leg.send_rtcp("video", bytes(remb))
 
     async def _answer_nack(self, src: Leg, p: RtcpRtpfbPacket) -> None:
         """Resend what the relay still holds; ask the sending endpoint for the rest."""
@@ -347,6 +408,8 @@ class Call:
             cached = out.cache.get(seq)
             if cached is None:
                 missing.append(out.anchor.unmap_seq(seq))
+            elif not src.downlink.allow_resend(len(cached)):
+                src.counters.resends_skipped += 1  # the leg's share for resends is spent
             elif src.connected:
                 src.send_rtp(out, cached, None, 0, False)
         if missing and not is_synthetic_source(out.anchor.source_ssrc):
@@ -399,6 +462,7 @@ class Call:
             # the new leg needs a picture now, not at the sender's next keyframe (nor after a
             # slow Redis write)
             await self.request_keyframe(other_party(leg.party))
+            await self._send_rembs()  # senders start low (Chromium: 300 kbps): not 0.5 s more
             await self._on_event(self.call_id, leg.party, "leg_connected", "")
         elif state == "failed":
             await self._on_event(self.call_id, leg.party, "leg_failed", leg.failure_reason())

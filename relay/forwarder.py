@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 ONE_BYTE_PROFILE = 0xBEDE
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 CACHE_SIZE = 1024  # about 3 s of 1.2 Mbps video
 _HEADER = struct.Struct("!BBHII")
 _EXT_HEADER = struct.Struct("!HH")
@@ -128,6 +129,29 @@ def translate_extensions(header: RtpHeader, id_map: dict[int, int] | None, mid: 
         return b""
     out += b"\x00" * (-len(out) % 4)
     return _EXT_HEADER.pack(ONE_BYTE_PROFILE, len(out) // 4) + bytes(out)
+
+
+def abs_send_time(header: RtpHeader, x_id: int) -> float | None:
+    """The packet's abs-send-time (seconds, modulo 64: 6.18 fixed point) carried in the
+    one-byte extension ``x_id``; None when it carries none."""
+    if header.extension_profile != ONE_BYTE_PROFILE:
+        return None
+    ext = header.extension
+    pos, end = 0, len(ext)
+    while pos < end:
+        byte = ext[pos]
+        if byte == 0:
+            pos += 1
+            continue
+        length = (byte & 0x0F) + 1
+        if byte >> 4 == x_id:
+            if length != 3 or pos + 4 > end:
+                return None
+            return int.from_bytes(ext[pos + 1:pos + 4], "big") / (1 << 18)
+        if byte >> 4 == 15:
+            return None
+        pos += 1 + length
+    return None
 
 
 def mid_element(mid_id: int | None, mid: str | None) -> bytes:

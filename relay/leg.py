@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,9 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from relay.errors import BadOffer
+from relay.estimate import ONE_WAY_QUEUE_S, LegEstimate
 from relay.forwarder import (
+    ABS_SEND_TIME_URI,
     MID_URI,
     CodecKey,
     InboundCodec,
@@ -33,6 +36,7 @@ from tsunagu import rtc_internals
 logger = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+NTP_EPOCH_S = 2_208_988_800  # 1900 to 1970: NTP timestamps (as aiortc's) from the Unix clock
 SSRC_TAKEOVER_MS = 1000.0  # silence after which another SSRC of one kind becomes the source
 PacketSink = Callable[["Leg", bytes], Awaitable[None]]
 RtpSink = Callable[["Leg", bytes], None]
@@ -86,9 +90,16 @@ class Leg:
         self.in_seen_ms: dict[str, float] = {}
         self.in_mids: dict[str, str] = {}
         self.in_ext_by_kind: dict[str, dict[int, str]] = {}
+        self.in_abs_send_id = 0  # abs-send-time's id in this party's video packets, 0: none
         self.out: dict[str, OutStream] = {}
         self.counters = LegCounters()
         self.rates = LegRates()
+        # the relay's estimates of the paths from the relay to this party and back
+        self.downlink = LegEstimate()
+        self.uplink = LegEstimate(delay_queue_s=ONE_WAY_QUEUE_S)
+        self.report_rtt_s = float("inf")  # the least round trip reported since the last update
+        self.reports_from: float | None = None  # when the relay's next RR to this party is due
+        self.remb_sent: tuple[int, float] = (0, float("-inf"))  # the last REMB to it, when
         self.connected = False
         self.was_connected = False
         self.closed = False
@@ -126,6 +137,8 @@ class Leg:
             self.in_mids.setdefault(m.kind, m.rtp.muxId)
             self.in_ext_by_kind.setdefault(m.kind, {x.id: x.uri for x in m.rtp.headerExtensions})
             self.in_ext_uris.update({x.id: x.uri for x in m.rtp.headerExtensions})
+            if m.kind == "video" and not self.in_abs_send_id:
+                self.in_abs_send_id = ext_ids.get(ABS_SEND_TIME_URI, 0)
             pt_by_key: dict[CodecKey, int] = {}
             for c in m.rtp.codecs:
                 if c.payloadType is None:
@@ -210,6 +223,62 @@ class Leg:
             await rtc_internals.send_plain(out.dtls, packet)
         except ConnectionError:
             return
+
+    def take_reports(self, reports: list[Any]) -> None:
+        """Report blocks from this party's SR/RR on what the relay sends it: the video's
+        loss, and each block's round trip (RFC 3550 6.4.1: now - LSR - DLSR), unsmoothed:
+        Chromium reports with every NACK, so a queue shows within a fraction of a second
+        (aiortc's own smoothed figure takes seconds)."""
+        now_ntp = int((time.time() + NTP_EPOCH_S) * 65536) & 0xFFFFFFFF
+        for report in reports:
+            kind = self.out_kind_of(report.ssrc)
+            if kind == "video":
+                self.downlink.on_loss_report(report.highest_sequence, report.packets_lost)
+            if kind is not None and report.lsr:
+                rtt = ((now_ntp - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
+                if rtt < self.report_rtt_s:
+                    self.report_rtt_s = rtt
+
+    def update_estimates(self, now: float) -> None:
+        """Update both estimates with this interval's signals.
+
+        Downlink: this party's reports on what the relay sends it (loss, the least round
+        trip of the interval), the relay's send queue. (The loss it reports includes what
+        the other party's packets lost on their way to the relay: sequence numbers pass
+        through unchanged, so the downlink estimate is really of the path from the other
+        party's sender to this one.)
+        Uplink: what the relay itself receives of this party's video, how much of it, and
+        how late its frames arrive after the sender's pacer sent them (abs-send-time: the
+        RTP timestamp would count the encoder's and pacer's own delays, which a slow
+        endpoint or a lowered target lengthen, as a queue).
+        """
+        if self.report_rtt_s != float("inf"):
+            self.downlink.on_delay(self.report_rtt_s)
+            self.report_rtt_s = float("inf")
+        for out in self.out.values():
+            self.downlink.on_send_queue(rtc_internals.send_queue_bytes(out.dtls))
+            break  # one transport carries every kind (BUNDLE)
+        self._update(self.downlink, "down", now, self.counters.bytes_out)
+        ssrc = self.in_ssrc.get("video")
+        loss = self.counters.loss.get(ssrc) if ssrc is not None else None
+        if loss is not None and loss.base is not None:
+            self.uplink.on_loss_report(loss.highest, loss.expected - loss.received)
+        if self.counters.frame_delay_s != float("inf"):
+            self.uplink.on_delay(self.counters.frame_delay_s)
+            self.counters.frame_delay_s = float("inf")
+        self._update(self.uplink, "up", now, self.counters.bytes_in)
+
+    def _update(self, est: LegEstimate, way: str, now: float, total_bytes: int) -> None:
+        old, decreases = est.bps, est.decreases
+        new = est.update(now, total_bytes)
+        if est.decreases != decreases:
+            logger.info("call %s leg %s: %slink estimate %d -> %d kbps (%s, %d kbps)",
+                        self.call_id, self.party, way, old // 1000, new // 1000, est.reason,
+                        est.delivered_bps // 1000)
+        else:
+            logger.debug("call %s leg %s: %slink estimate %d -> %d kbps (%d kbps)",
+                         self.call_id, self.party, way, old // 1000, new // 1000,
+                         est.delivered_bps // 1000)
 
     def rtt_s(self) -> float | None:
         """Round-trip time to this party, from its reports on what the relay sends."""

@@ -102,11 +102,15 @@ class RelayNode:
                 await self.end(call_id)
         return gone
 
+    async def feedback(self) -> None:
+        """Every estimate.INTERVAL_S: each call's bandwidth estimates, RR and REMB."""
+        now = time.monotonic()
+        for call in list(self.calls.values()):
+            await call.send_feedback(now)
+
     async def tick(self) -> None:
         """Sample CPU, publish quality and heartbeat (errors logged, never raised)."""
         await self.reap()
-        for call in list(self.calls.values()):
-            await call.send_receiver_reports()
         cpu = self.cpu.sample()
         reports = self.quality_reports()
         if self.registry is None:

@@ -69,6 +69,10 @@ class LegCounters:
     transcode_dropped: int = 0  # frames the transcoder dropped: overload, waiting for a keyframe
     nacks: int = 0
     plis: int = 0
+    # least (arrival - abs-send-time, mod 64 s) of the video frames' last packets since the
+    # estimate last took it: its growth is a queue on the way in
+    frame_delay_s: float = float("inf")
+    resends_skipped: int = 0  # NACKed packets not resent: the leg's share for resends spent
     remb_bps: int | None = None
     loss: dict[int, InboundLoss] = field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from relay import control
+from relay.estimate import INTERVAL_S
 from relay.node import RelayNode
 from relay.registry import HEARTBEAT_S, Registry
 from tsunagu import store
@@ -34,6 +35,17 @@ async def serve(settings: RelaySettings) -> None:
               public_url=settings.public_url)
 
 
+async def _feedback(node: RelayNode) -> None:
+    """RR and the relay's own REMB every INTERVAL_S, on its own task: a slow Redis in the
+    heartbeat must never hold back what the senders' congestion control hears."""
+    while True:
+        try:
+            await node.feedback()
+        except Exception:  # one bad call must not silence every other call's feedback
+            logger.exception("relay %s: feedback failed", node.relay_id)
+        await asyncio.sleep(INTERVAL_S)
+
+
 async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: bytes, *,
               public_url: str | None = None) -> None:
     """Serve ``node``'s control API and keep it registered until cancelled."""
@@ -47,9 +59,15 @@ async def run(node: RelayNode, host: str, port: int, redis_url: str, secret: byt
         url = public_url or f"http://{host}:{bound_port}"
         node.registry = Registry(redis, node.relay_id, url, secret=secret)
         logger.info("relay %s serving on %s, capacity %d", node.relay_id, url, node.capacity)
-        while True:
-            await node.tick()
-            await asyncio.sleep(HEARTBEAT_S)
+        feedback = asyncio.create_task(_feedback(node))
+        try:
+            while True:
+                await node.tick()
+                await asyncio.sleep(HEARTBEAT_S)
+        finally:
+            feedback.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feedback
     finally:
         await node.close_all()
         if node.registry is not None:

@@ -41,7 +41,7 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.video.frame import PictureType
 
-from relay.forwarder import ONE_BYTE_PROFILE, RtpHeader, build_packet
+from relay.forwarder import ABS_SEND_TIME_URI, ONE_BYTE_PROFILE, RtpHeader, build_packet
 from tsunagu import rtc_internals
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 VIDEO_QUEUE = 4  # reassembled frames waiting for the worker: 133 ms of 30 fps video
 AUDIO_QUEUE = 10  # 200 ms of 20 ms audio frames
 REASSEMBLY_PACKETS = 256  # jitter buffer capacity (a power of 2)

@@ -218,6 +218,13 @@ def send_rtp_now(dtls: Any, data: bytes) -> bool:
     return True
 
 
+def send_queue_bytes(dtls: Any) -> int:
+    """Bytes waiting in the UDP transport of the selected pair (0 when not connected)."""
+    pair = dtls.transport._connection._nominated.get(1)
+    transport = pair.protocol.transport if pair is not None else None
+    return 0 if transport is None else int(transport.get_write_buffer_size())
+
+
 # -- transcoding: aiortc's depayloaders, jitter buffer, decoders and encoders ---------------
 
 H264_PRESET = "veryfast"

@@ -9,8 +9,10 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from relay.forwarder import (
+    ONE_BYTE_PROFILE,
     PacketCache,
     StreamAnchor,
+    abs_send_time,
     build_packet,
     mid_element,
     parse_header,
@@ -144,3 +146,14 @@ def test_keyframe_start_of_hand_made_payloads() -> None:
     assert not starts_keyframe("video/h264", bytes([0x7C, 0x05]))  # FU-A middle
     assert not starts_keyframe("video/h264", bytes([0x41]))  # a non-IDR slice
     assert starts_keyframe("audio/opus", b"\x01")
+
+
+def test_abs_send_time_is_read_from_its_one_byte_extension() -> None:
+    value = int(12.5 * (1 << 18))  # 6.18 fixed point
+    ext = bytes([0x10, 0xAA]) + bytes([(3 << 4) | 2]) + value.to_bytes(3, "big") + b"\x00\x00"
+    packet = (bytes([0x90, 96]) + (1).to_bytes(2, "big") + (0).to_bytes(4, "big")
+              + (5).to_bytes(4, "big") + ONE_BYTE_PROFILE.to_bytes(2, "big")
+              + (len(ext) // 4).to_bytes(2, "big") + ext + b"payload")
+    header = parse_header(packet)
+    assert abs_send_time(header, 3) == 12.5
+    assert abs_send_time(header, 4) is None

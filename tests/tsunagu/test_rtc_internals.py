@@ -21,6 +21,7 @@ from tsunagu.rtc_internals import (
     install_rtp_fast_path,
     restrict_ice_addresses,
     rtc_configuration,
+    send_queue_bytes,
     send_rtp_now,
     uninstall_early_frame_release,
 )
@@ -146,6 +147,7 @@ async def test_fast_path_receives_plain_rtp_and_send_now_delivers() -> None:
                 break
             await asyncio.sleep(0.01)
         assert received == [packet]  # decrypted, byte for byte, beneath aiortc's pipeline
+        assert send_queue_bytes(dtls_a) == 0  # nothing waits in loopback's socket
     finally:
         await a.close()
         await b.close()
