@@ -64,6 +64,23 @@ _TEST_REASONS: dict[str, tuple[str, str]] = {
 }
 
 
+# The plain sentences the test-call side writes as ``reason`` (joined with "; "), in Japanese.
+_TEST_SENTENCES: dict[str, str] = {
+    "no video from the bot": "テスト応答ボットからの映像が届きません",
+    "no sound from the bot": "テスト応答ボットからの音声が届きません",
+    "no video from the tablet": "タブレットからの映像が届きません",
+    "no sound from the tablet": "タブレットからの音声が届きません",
+    "no answering bot is signed in": "テスト応答ボットがサインインしていません",
+    "the answering bot did not answer in time": "テスト応答ボットが時間内に応答しませんでした",
+    "the connection to the answering bot was lost": "テスト応答ボットとの接続が切れました",
+    "the answering bot did not say what it received":
+        "テスト応答ボットが受信結果を報告しませんでした",
+    "the media connection did not come up": "映像・音声の接続ができませんでした",
+    "the tablet did not report its test call": "タブレットがテスト結果を報告しませんでした",
+    "the last try was never reported": "最後のテストの結果が届きませんでした",
+}
+
+
 class HealthError(ValueError):
     """A ``kiosk.health`` report that breaks section 14 (answered ``bad_request``)."""
 
@@ -155,7 +172,12 @@ def failed_test_words(test: Mapping[str, Any]) -> tuple[str, str]:
     code = test.get("reason")
     if isinstance(code, str) and code:
         known = _TEST_REASONS.get(code)
-        return known if known else (code.replace("_", " "), code.replace("_", " "))
+        if known:
+            return known
+        parts = [p.strip() for p in code.split(";") if p.strip()]
+        if parts and all(p in _TEST_SENTENCES for p in parts):
+            return "、".join(_TEST_SENTENCES[p] for p in parts), "; ".join(parts)
+        return (code.replace("_", " "), code.replace("_", " "))
     if test.get("fps_out") == 0:
         return _TEST_REASONS["no_video_from_kiosk"]
     if test.get("fps_in") == 0:

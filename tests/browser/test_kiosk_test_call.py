@@ -82,6 +82,15 @@ def test_scheduled_test_call_runs_at_its_time_quietly_and_is_not_counted(
     expect(console.locator("html")).to_have_attribute("data-state", "available")
     expect(kiosk.locator("html")).to_have_attribute("data-state", "home")
 
+    # the supervisor's fleet page shows the passed test in the kiosk's row
+    sup = pages.supervisor()
+    sup.click('[data-tab="fleet"]')
+    row = sup.locator('[data-section="fleet"] [data-kiosk="k1"]')
+    expect(row.locator('[data-field="last-test"]')).to_have_attribute("data-ok", "true",
+                                                                     timeout=15_000)
+    expect(row).not_to_contain_text("test call failed")
+    shot(sup, "fleet-page-test-passed")
+
 
 def test_kiosk_test_replies_and_a_tap_cancels_the_test(
         pages, stack: Stack, bot: Popen[bytes]) -> None:

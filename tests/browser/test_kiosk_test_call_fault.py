@@ -37,3 +37,13 @@ def test_relay_dropping_video_fails_the_test_call_with_the_reason(
     assert "no video from the tablet" in stored["reason"]  # what the bot said it received
     assert "TEST FAULT" in (stack.logdir / "relay.log").read_text()
     expect(kiosk.locator("html")).to_have_attribute("data-state", "home")
+
+    # the supervisor's fleet page: the kiosk is red with the failed test, in plain words
+    sup = pages.supervisor()
+    sup.click('[data-tab="fleet"]')
+    row = sup.locator('[data-section="fleet"] [data-kiosk="k1"]')
+    expect(row).to_have_attribute("data-status", "red", timeout=15_000)
+    expect(row.locator('[data-field="last-test"]')).to_have_attribute("data-ok", "false")
+    expect(row).to_contain_text("test call failed: no video from the bot")
+    expect(row).to_contain_text("テスト通話に失敗しました: テスト応答ボットからの映像が届きません")
+    shot(sup, "fleet-page-test-failed")

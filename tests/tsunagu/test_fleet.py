@@ -18,6 +18,7 @@ from tsunagu.fleet import (
     check_health,
     counts,
     entry,
+    failed_test_words,
     ordered,
     rate,
 )
@@ -179,3 +180,15 @@ def test_any_report_is_checked_or_refused_with_health_error(data: dict[str, Any]
         return
     assert check_health(out) == out  # what is stored passes again, unchanged
     assert set(out) <= set(FIELDS)
+
+
+def test_a_failed_test_calls_plain_sentences_are_said_in_japanese_too() -> None:
+    """The test-call side writes sentences joined with "; " (docs/testcall.md): each one
+    known is put in Japanese; an unknown one is shown as written."""
+    ja, en = failed_test_words({"reason": "no video from the bot; no video from the tablet"})
+    assert en == "no video from the bot; no video from the tablet"
+    assert ja == "テスト応答ボットからの映像が届きません、タブレットからの映像が届きません"
+    assert failed_test_words({"reason": "no answering bot is signed in"})[0] == \
+        "テスト応答ボットがサインインしていません"
+    assert failed_test_words({"reason": "no video from the bot; cosmic rays"}) == (
+        "no video from the bot; cosmic rays", "no video from the bot; cosmic rays")
