@@ -96,8 +96,10 @@ async def test_the_report_over_http_as_html_and_pdf(redis_server: RedisServer,
     passed = sum(1 for d in days if d[4])
     assert f"{100 * up / sum(d[2] for d in days):.1f} %" in html
     assert f"<td>{len(days)}</td><td>{passed}</td>" in html and passed < len(days)
-    # the node's event loop (this test's) kept running while the PDF was printed
-    assert lag < 0.5, f"the event loop stalled {lag:.2f} s during the PDF"
+    # the node's event loop (this test's) kept running while the PDF was printed: about
+    # 0.05 s with the child process, 7.7 s when printed on the loop (docs/report.md); a busy
+    # 2-core machine has been seen to stall it 0.73 s, so the bound is 2 s
+    assert lag < 2.0, f"the event loop stalled {lag:.2f} s during the PDF"
     assert body.startswith(b"%PDF")
     pages = await asyncio.to_thread(check_pdf, body)
     assert pages >= 4
