@@ -119,10 +119,14 @@ def test_headless_self_test_fails_when_nobody_answers(service: Service, tmp_path
 
     token = tmp_path / "t"
     token.write_text(service.add_kiosk("k9"))
-    done = subprocess.run(
-        [sys.executable, "-m", "kiosk_client", "--server", service.url, "--token-file",
-         str(token), "--headless", "--source", "synthetic", "--call", "vi"],
-        capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "kiosk_client", "--server", service.url, "--token-file",
+             str(token), "--headless", "--source", "synthetic", "--call", "vi", "-v"],
+            capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:  # once in CI (2026-12-02), silent: say what ran
+        pytest.fail(f"the self-test did not end in 60 s\nstdout: {exc.stdout!r}\n"
+                    f"stderr: {exc.stderr!r}\n{service.logs()}")
     assert done.returncode == 1, done.stdout
     lines = done.stdout.strip().splitlines()
     assert lines[0] == ("FAILED: the vi call was not answered: nobody who interprets this "
