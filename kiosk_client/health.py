@@ -157,6 +157,12 @@ class HealthReporter:
         """Report now and every ``every_s`` until cancelled."""
         while True:
             await self.send()
+            # a cancel that landed inside the request can be swallowed on the way out (the
+            # client's own clean-up); without this the task slept 5 minutes "cancelling"
+            # and the headless self-test never exited
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.every_s)
 
 
