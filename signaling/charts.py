@@ -68,6 +68,16 @@ def _axis(top: float, left: int, plot_top: int, plot_h: int, width: int,
     return out
 
 
+def _frame(title: str, series: list[Series], width: int, height: int, top: float, left: int,
+           plot_top: int, plot_h: int, unit: str) -> list[str]:
+    """The opening of a chart: the svg element, its title, legend and value axis."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+            f'<text x="{left}" y="14" font-size="12" font-weight="bold" {FONT}>'
+            f'{escape(title)}</text>',
+            *_legend(series, left, 28), *_axis(top, left, plot_top, plot_h, width, unit)]
+
+
 def bar_chart(categories: list[str], series: list[Series], *, title: str, unit: str = "",
               width: int = 680, height: int = 220, stacked: bool = False,
               top: float | None = None, marker: tuple[float, str] | None = None) -> str:
@@ -79,12 +89,7 @@ def bar_chart(categories: list[str], series: list[Series], *, title: str, unit: 
     totals = ([sum(s[1][i] for s in series) for i in range(len(categories))] if stacked
               else [v for s in series for v in s[1]])
     top = top or nice_max(max(totals, default=0))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-             f'<text x="{left}" y="14" font-size="12" font-weight="bold" {FONT}>'
-             f'{escape(title)}</text>']
-    parts += _legend(series, left, 28)
-    parts += _axis(top, left, plot_top, plot_h, width, unit)
+    parts = _frame(title, series, width, height, top, left, plot_top, plot_h, unit)
     group_w = plot_w / max(1, len(categories))
     bars = 1 if stacked else max(1, len(series))
     bar_w = min(40.0, group_w * 0.8 / bars)
@@ -127,12 +132,7 @@ def line_chart(xs: list[str], series: list[Series], *, title: str, unit: str = "
     plot_w = width - left - 10
     top = top or nice_max(max((v for _, vs in series for v in vs), default=0))
     step = plot_w / max(1, len(xs))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-             f'<text x="{left}" y="14" font-size="12" font-weight="bold" {FONT}>'
-             f'{escape(title)}</text>']
-    parts += _legend(series, left, 28)
-    parts += _axis(top, left, plot_top, plot_h, width, unit)
+    parts = _frame(title, series, width, height, top, left, plot_top, plot_h, unit)
     for i, (_name, values) in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         points = [(left + (c + 0.5) * step, plot_top + plot_h - plot_h * min(v, top) / top)

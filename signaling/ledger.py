@@ -102,9 +102,13 @@ class Ledger:
         return sum(talks) / 1000 / len(talks) if talks else default
 
 
-def _id_tuple(event_id: str) -> tuple[int, int]:
+def event_order(event_id: str) -> tuple[int, int]:
+    """A stream entry id as a sortable (ms, sequence) pair."""
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+_id_tuple = event_order
 
 
 def _enqueued(rec: CallRecord, at: int, f: Mapping[str, str]) -> None:

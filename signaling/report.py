@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from signaling.ledger import CallRecord, Ledger, local_date
+from signaling.ledger import CallRecord, Ledger, event_order, local_date
 from signaling.records import load_records
 from tsunagu.languages import TEST_LANGUAGE, Language
 from tsunagu.redis_keys import Keys
@@ -100,18 +100,12 @@ async def unrecorded(redis: RedisClient, keys: Keys, *, first: date, last: date,
         batch = await redis.xrange(keys.events, min=pos, max=str(end + 1), count=PAGE)
         ledger.fold_all(batch)
         after += [f.get("call", "") for i, f in batch if f.get("ev") == "ended"
-                  and (not cursor or _later(i, cursor))]
+                  and (not cursor or event_order(i) > event_order(cursor))]
         if len(batch) < PAGE:
             break
         pos = "(" + batch[-1][0]
     found = (ledger.records.get(c) for c in after)
     return [r for r in found if r is not None and r.language != TEST_LANGUAGE]
-
-
-def _later(a: str, b: str) -> bool:
-    am, _, aseq = a.partition("-")
-    bm, _, bseq = b.partition("-")
-    return (int(am), int(aseq or 0)) > (int(bm), int(bseq or 0))
 
 
 async def finished_calls(redis: RedisClient, keys: Keys, *, first: date, last: date,
